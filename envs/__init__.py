@@ -1,0 +1,1 @@
+"""Gymnasium environments of rlnas, installed as `rlnas.envs`."""

@@ -1,0 +1,1 @@
+"""Built-in search space files (data only; loaded by `rlnas.space`)."""
