@@ -188,7 +188,7 @@ _EDGE_LAYERS = {
 }
 
 
-def _cell_frame(space: CellSpace, resolution: int) -> tuple[list[LayerKey], list[LayerKey],
+def cell_frame(space: CellSpace, resolution: int) -> tuple[list[LayerKey], list[LayerKey],
                                                             list[tuple[int, int]]]:
     """Stem and reductions, the head, and (channels, size) of each stage."""
     c0 = space.widths[0]
@@ -217,7 +217,7 @@ def cell_edge_layer(op: str, channels: int, size: int) -> LayerKey | None:
 
 
 def _cell_layers(space: CellSpace, choices: tuple[int, ...], resolution: int) -> list[LayerKey]:
-    front, head, stages = _cell_frame(space, resolution)
+    front, head, stages = cell_frame(space, resolution)
     ops = [space.ops[c] for c in choices]
     keys = [front[0]]
     for number, (c, r) in enumerate(stages):
@@ -234,7 +234,7 @@ def _cell_layers(space: CellSpace, choices: tuple[int, ...], resolution: int) ->
 
 
 def _cell_enumerate(space: CellSpace, resolution: int) -> set[LayerKey]:
-    front, head, stages = _cell_frame(space, resolution)
+    front, head, stages = cell_frame(space, resolution)
     keys = set(front) | set(head)
     max_inputs = space.nodes - 1
     for c, r in stages:
