@@ -42,8 +42,9 @@ class Architecture:
         return cls(space, space.from_index(index))
 
     @classmethod
-    def sample(cls, rng: np.random.Generator,
-               space: str | Path | Space = DEFAULT_SPACE) -> Architecture:
+    def sample(
+        cls, rng: np.random.Generator, space: str | Path | Space = DEFAULT_SPACE
+    ) -> Architecture:
         """A uniformly random architecture (one uniform choice per decision)."""
         space = get_space(space)
         return cls(space, space.sample(rng))
@@ -61,5 +62,6 @@ class Architecture:
     @property
     def tokens(self) -> dict[str, str]:
         """Decision name -> chosen token."""
-        return {d.name: d.tokens[c] for d, c in zip(self.space.decisions, self.choices,
-                                                   strict=True)}
+        return {
+            d.name: d.tokens[c] for d, c in zip(self.space.decisions, self.choices, strict=True)
+        }

@@ -39,43 +39,55 @@ def _stage(width: int, blocks: list[str]) -> str:
     return f"c{width}:" + ",".join(blocks)
 
 
-_MBV2 = "|".join([
-    "relu6",
-    _stage(16, ["ir_k3_e1"]),
-    _stage(24, ["ir_k3_e6"] * 2 + ["skip"]),
-    _stage(32, ["ir_k3_e6"] * 3),
-    _stage(64, ["ir_k3_e6"] * 4),
-    _stage(96, ["ir_k3_e6"] * 3 + ["skip"]),
-    _stage(160, ["ir_k3_e6"] * 3 + ["skip"]),
-    _stage(320, ["ir_k3_e6"]),
-])
+_MBV2 = "|".join(
+    [
+        "relu6",
+        _stage(16, ["ir_k3_e1"]),
+        _stage(24, ["ir_k3_e6"] * 2 + ["skip"]),
+        _stage(32, ["ir_k3_e6"] * 3),
+        _stage(64, ["ir_k3_e6"] * 4),
+        _stage(96, ["ir_k3_e6"] * 3 + ["skip"]),
+        _stage(160, ["ir_k3_e6"] * 3 + ["skip"]),
+        _stage(320, ["ir_k3_e6"]),
+    ]
+)
 
-_EFFB0 = "|".join([
-    "silu",
-    _stage(16, ["ir_k3_e1_se"]),
-    _stage(24, ["ir_k3_e6_se"] * 2 + ["skip"]),
-    _stage(40, ["ir_k5_e6_se"] * 2 + ["skip"]),
-    _stage(80, ["ir_k3_e6_se"] * 3 + ["skip"]),
-    _stage(112, ["ir_k5_e6_se"] * 3 + ["skip"]),
-    _stage(192, ["ir_k5_e6_se"] * 4),
-    _stage(320, ["ir_k3_e6_se"]),
-])
+_EFFB0 = "|".join(
+    [
+        "silu",
+        _stage(16, ["ir_k3_e1_se"]),
+        _stage(24, ["ir_k3_e6_se"] * 2 + ["skip"]),
+        _stage(40, ["ir_k5_e6_se"] * 2 + ["skip"]),
+        _stage(80, ["ir_k3_e6_se"] * 3 + ["skip"]),
+        _stage(112, ["ir_k5_e6_se"] * 3 + ["skip"]),
+        _stage(192, ["ir_k5_e6_se"] * 4),
+        _stage(320, ["ir_k3_e6_se"]),
+    ]
+)
 
 
 def _resnet(depths: list[int], slots: list[int]) -> str:
     widths = [64, 128, 256, 512]
-    return "|".join(["relu"] + [
-        _stage(w, ["basic_k3"] * d + ["skip"] * (s - d))
-        for w, d, s in zip(widths, depths, slots, strict=True)
-    ])
+    return "|".join(
+        ["relu"]
+        + [
+            _stage(w, ["basic_k3"] * d + ["skip"] * (s - d))
+            for w, d, s in zip(widths, depths, slots, strict=True)
+        ]
+    )
 
 
 BASELINES: dict[str, Baseline] = {
     b.name: b
     for b in [
         Baseline("mobilenetv2", "mobilenet", _MBV2, 3_504_872),
-        Baseline("efficientnet_b0", "mobilenet", _EFFB0, 5_288_548,
-                 note="no dropout or stochastic depth (training-only, no parameters)"),
+        Baseline(
+            "efficientnet_b0",
+            "mobilenet",
+            _EFFB0,
+            5_288_548,
+            note="no dropout or stochastic depth (training-only, no parameters)",
+        ),
         Baseline("resnet18", "resnet", _resnet([2, 2, 2, 2], [3, 4, 6, 3]), 11_689_512),
         Baseline("resnet34", "resnet", _resnet([3, 4, 6, 3], [3, 4, 6, 3]), 21_797_672),
     ]

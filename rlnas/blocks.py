@@ -33,8 +33,9 @@ def activation(name: str) -> nn.Module:
 class ConvBNAct(nn.Sequential):
     """Convolution without bias, batch norm, activation; 'same' padding."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1,
-                 act: str = "none"):
+    def __init__(
+        self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, act: str = "none"
+    ):
         super().__init__(
             nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
             nn.BatchNorm2d(cout),

@@ -33,18 +33,25 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Hardware-aware neural architecture search with per-device latency tables."""
 
 
 @app.command()
 def spaces(
-    name: Annotated[str | None, typer.Argument(
-        help="A space name or a space file (.toml): show its decisions.")] = None,
-    resolution: Annotated[int | None, typer.Option(
-        help="Input resolution for counting layers (default: each space's own).")] = None,
+    name: Annotated[
+        str | None, typer.Argument(help="A space name or a space file (.toml): show its decisions.")
+    ] = None,
+    resolution: Annotated[
+        int | None,
+        typer.Option(help="Input resolution for counting layers (default: each space's own)."),
+    ] = None,
 ) -> None:
     """List the search spaces, or show one space's decisions."""
     from rlnas.baselines import BASELINES
@@ -54,15 +61,28 @@ def spaces(
     try:
         if name is None:
             table = Table(title="search spaces")
-            for column in ("space", "kind", "decisions", "architectures", "resolution",
-                           "unique layers", "description"):
+            for column in (
+                "space",
+                "kind",
+                "decisions",
+                "architectures",
+                "resolution",
+                "unique layers",
+                "description",
+            ):
                 table.add_column(column)
             for space_name in list_spaces():
                 space = get_space(space_name)
                 layers = enumerate_layers(space, resolution)
-                table.add_row(space.name, space.kind, str(space.num_decisions),
-                              _count(space.size), str(resolution or space.resolution),
-                              str(len(layers)), space.description)
+                table.add_row(
+                    space.name,
+                    space.kind,
+                    str(space.num_decisions),
+                    _count(space.size),
+                    str(resolution or space.resolution),
+                    str(len(layers)),
+                    space.description,
+                )
             console.print(table)
             return
         space = get_space(name)
@@ -70,9 +90,11 @@ def spaces(
     except RlnasError as exc:
         raise _fail(exc) from None
     console.print(f"[bold]{space.name}[/bold] ({space.kind}): {space.description}")
-    console.print(f"{space.num_decisions} decisions, {_count(space.size)} architectures, "
-                  f"{len(layers)} unique layers at {resolution or space.resolution}px, "
-                  f"digest {space.digest}")
+    console.print(
+        f"{space.num_decisions} decisions, {_count(space.size)} architectures, "
+        f"{len(layers)} unique layers at {resolution or space.resolution}px, "
+        f"digest {space.digest}"
+    )
     table = Table()
     table.add_column("#")
     table.add_column("decision")
@@ -95,8 +117,13 @@ def devices() -> None:
         table.add_column(column)
     for device in DEVICES.values():
         missing = device.missing()
-        table.add_row(device.name, device.backend, ", ".join(device.precisions),
-                      device.hardware, "yes" if missing is None else f"no: {missing}")
+        table.add_row(
+            device.name,
+            device.backend,
+            ", ".join(device.precisions),
+            device.hardware,
+            "yes" if missing is None else f"no: {missing}",
+        )
     console.print(table)
 
 

@@ -50,17 +50,46 @@ class Device:
 DEVICES: dict[str, Device] = {
     d.name: d
     for d in [
-        Device("cpu", "onnxruntime", ("fp32", "int8"), ("onnxruntime",), "any CPU",
-               "ONNX Runtime, CPU execution provider (the default)"),
-        Device("intel-cpu", "openvino", ("fp32", "bf16", "int8"), ("openvino",),
-               "an x86-64 CPU (Intel Core/Xeon; others run but are recorded as measured)",
-               "OpenVINO CPU plugin; int8 needs the optional nncf extra"),
-        Device("t4", "tensorrt", ("fp32", "fp16", "int8"), ("tensorrt",),
-               "an NVIDIA T4 GPU with TensorRT", "TensorRT engines on an NVIDIA T4"),
-        Device("xavier-nx", "tensorrt", ("fp32", "fp16", "int8"), ("tensorrt",),
-               "a Jetson Xavier NX with JetPack's TensorRT", "TensorRT on the Jetson itself"),
-        Device("cuda", "torch-cuda", ("fp32", "fp16"), ("torch",), "any NVIDIA GPU",
-               "PyTorch on CUDA, for GPUs without TensorRT"),
+        Device(
+            "cpu",
+            "onnxruntime",
+            ("fp32", "int8"),
+            ("onnxruntime",),
+            "any CPU",
+            "ONNX Runtime, CPU execution provider (the default)",
+        ),
+        Device(
+            "intel-cpu",
+            "openvino",
+            ("fp32", "bf16", "int8"),
+            ("openvino",),
+            "an x86-64 CPU (Intel Core/Xeon; others run but are recorded as measured)",
+            "OpenVINO CPU plugin; int8 needs the optional nncf extra",
+        ),
+        Device(
+            "t4",
+            "tensorrt",
+            ("fp32", "fp16", "int8"),
+            ("tensorrt",),
+            "an NVIDIA T4 GPU with TensorRT",
+            "TensorRT engines on an NVIDIA T4",
+        ),
+        Device(
+            "xavier-nx",
+            "tensorrt",
+            ("fp32", "fp16", "int8"),
+            ("tensorrt",),
+            "a Jetson Xavier NX with JetPack's TensorRT",
+            "TensorRT on the Jetson itself",
+        ),
+        Device(
+            "cuda",
+            "torch-cuda",
+            ("fp32", "fp16"),
+            ("torch",),
+            "any NVIDIA GPU",
+            "PyTorch on CUDA, for GPUs without TensorRT",
+        ),
     ]
 }
 
@@ -101,8 +130,13 @@ def gpu_names() -> tuple[str, ...]:
     if shutil.which("nvidia-smi") is None:
         return ()
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20, check=False)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return ()
     return tuple(line.strip() for line in out.stdout.splitlines() if line.strip())

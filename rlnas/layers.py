@@ -26,8 +26,19 @@ from rlnas.space import CellSpace, MacroSpace, Space, get_space
 #   add           sum of two tensors of the key's shape
 #   nb201_reduce  NAS-Bench-201 residual reduction block (stride 2)
 #   bn_act        BN + activation
-LAYER_OPS = ("conv", "maxpool", "ir", "er", "basic", "classifier", "relu_conv_bn", "avg_pool",
-             "add", "nb201_reduce", "bn_act")
+LAYER_OPS = (
+    "conv",
+    "maxpool",
+    "ir",
+    "er",
+    "basic",
+    "classifier",
+    "relu_conv_bn",
+    "avg_pool",
+    "add",
+    "nb201_reduce",
+    "bn_act",
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -123,8 +134,9 @@ def _check_resolution(space: Space, resolution: int | None) -> int:
 
 def _stem_layers(space: MacroSpace, act: str, resolution: int) -> tuple[list[LayerKey], int]:
     r = resolution
-    keys = [LayerKey("conv", 3, space.stem_width, r, r, space.stem_kernel, space.stem_stride,
-                     act=act)]
+    keys = [
+        LayerKey("conv", 3, space.stem_width, r, r, space.stem_kernel, space.stem_stride, act=act)
+    ]
     r = out_size(r, space.stem_stride)
     if space.stem_maxpool:
         keys.append(LayerKey("maxpool", space.stem_width, space.stem_width, r, r, 3, 2))
@@ -150,8 +162,11 @@ def _macro_layers(space: MacroSpace, choices: tuple[int, ...], resolution: int) 
             if block is None:
                 continue
             stride = stage.stride if slot == 0 else 1
-            keys.append(LayerKey(block.op, cin, width, r, r, block.kernel, stride, block.expand,
-                                 block.se, act))
+            keys.append(
+                LayerKey(
+                    block.op, cin, width, r, r, block.kernel, stride, block.expand, block.se, act
+                )
+            )
             r, cin = out_size(r, stride), width
     return keys + _tail_layers(space, cin, act, r)
 
@@ -165,13 +180,19 @@ def _macro_enumerate(space: MacroSpace, resolution: int) -> set[LayerKey]:
         for stage in space.stages:
             for cin in cins:
                 for width in stage.widths:
-                    keys.update(LayerKey(b.op, cin, width, r, r, b.kernel, stage.stride,
-                                         b.expand, b.se, act) for b in space.blocks)
+                    keys.update(
+                        LayerKey(
+                            b.op, cin, width, r, r, b.kernel, stage.stride, b.expand, b.se, act
+                        )
+                        for b in space.blocks
+                    )
             r = out_size(r, stage.stride)
             if stage.slots > 1:
                 for width in stage.widths:
-                    keys.update(LayerKey(b.op, width, width, r, r, b.kernel, 1, b.expand, b.se,
-                                         act) for b in space.blocks)
+                    keys.update(
+                        LayerKey(b.op, width, width, r, r, b.kernel, 1, b.expand, b.se, act)
+                        for b in space.blocks
+                    )
             cins = stage.widths
         for cin in cins:
             keys.update(_tail_layers(space, cin, act, r))
@@ -188,8 +209,9 @@ _EDGE_LAYERS = {
 }
 
 
-def cell_frame(space: CellSpace, resolution: int) -> tuple[list[LayerKey], list[LayerKey],
-                                                            list[tuple[int, int]]]:
+def cell_frame(
+    space: CellSpace, resolution: int
+) -> tuple[list[LayerKey], list[LayerKey], list[tuple[int, int]]]:
     """Stem and reductions, the head, and (channels, size) of each stage."""
     c0 = space.widths[0]
     front = [LayerKey("conv", 3, c0, resolution, resolution, 3, 1, act="none")]
@@ -202,8 +224,10 @@ def cell_frame(space: CellSpace, resolution: int) -> tuple[list[LayerKey], list[
             r = out_size(r, 2)
         stages.append((c, r))
     c, r = stages[-1]
-    head = [LayerKey("bn_act", c, c, r, r, act="relu"),
-            LayerKey("classifier", c, space.num_classes, r, r)]
+    head = [
+        LayerKey("bn_act", c, c, r, r, act="relu"),
+        LayerKey("classifier", c, space.num_classes, r, r),
+    ]
     return front, head, stages
 
 
@@ -212,8 +236,16 @@ def cell_edge_layer(op: str, channels: int, size: int) -> LayerKey | None:
     if op not in _EDGE_LAYERS:
         return None
     layer_op, kernel = _EDGE_LAYERS[op]
-    return LayerKey(layer_op, channels, channels, size, size, kernel, 1,
-                    act="relu" if layer_op == "relu_conv_bn" else "none")
+    return LayerKey(
+        layer_op,
+        channels,
+        channels,
+        size,
+        size,
+        kernel,
+        1,
+        act="relu" if layer_op == "relu_conv_bn" else "none",
+    )
 
 
 def _cell_layers(space: CellSpace, choices: tuple[int, ...], resolution: int) -> list[LayerKey]:
@@ -225,8 +257,11 @@ def _cell_layers(space: CellSpace, choices: tuple[int, ...], resolution: int) ->
             keys.append(front[number])
         cell: list[LayerKey] = []
         for j in range(1, space.nodes):
-            inputs = [op for op, (_, target) in zip(ops, space.edges, strict=True)
-                      if target == j and op != "none"]
+            inputs = [
+                op
+                for op, (_, target) in zip(ops, space.edges, strict=True)
+                if target == j and op != "none"
+            ]
             cell += [k for k in (cell_edge_layer(op, c, r) for op in inputs) if k is not None]
             cell += [LayerKey("add", c, c, r, r)] * max(0, len(inputs) - 1)
         keys += cell * space.cells_per_stage

@@ -11,10 +11,12 @@ from torch import nn
 
 from rlnas.arch import Architecture
 from rlnas.blocks import build_layer
-from rlnas.layers import cell_frame, arch_layers, cell_edge_layer
+from rlnas.layers import arch_layers, cell_edge_layer, cell_frame
 from rlnas.space import CellSpace, MacroSpace
 
+# The TorchScript exporter targets 17; the dynamo exporter implements 18 and up only.
 ONNX_OPSET = 17
+ONNX_OPSET_DYNAMO = 18
 
 
 class Cell(nn.Module):
@@ -37,8 +39,11 @@ class Cell(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
         for j in range(1, self.nodes):
-            inputs = [op(nodes[i]) for (i, target), op in zip(self.edges, self.ops, strict=True)
-                      if target == j]
+            inputs = [
+                op(nodes[i])
+                for (i, target), op in zip(self.edges, self.ops, strict=True)
+                if target == j
+            ]
             if not inputs:
                 # NAS-Bench-201's `none` op outputs zeros.
                 nodes.append(x * 0.0)
@@ -73,8 +78,12 @@ def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def export_onnx(module: nn.Module, shapes: Sequence[tuple[int, ...]], dynamo: bool = False,
-                opset: int = ONNX_OPSET) -> bytes:
+def export_onnx(
+    module: nn.Module,
+    shapes: Sequence[tuple[int, ...]],
+    dynamo: bool = False,
+    opset: int | None = None,
+) -> bytes:
     """Serialises `module` to ONNX for inputs of the given shapes.
 
     Args:
@@ -84,14 +93,22 @@ def export_onnx(module: nn.Module, shapes: Sequence[tuple[int, ...]], dynamo: bo
             TorchScript exporter is the default because it is about two orders
             of magnitude faster on single layers (see BENCHMARKS.md) and
             gives the same graphs for these ops.
-        opset: ONNX opset version.
+        opset: ONNX opset version (default: 17, or 18 with dynamo).
     """
     module = module.eval()
     args = tuple(torch.zeros(shape) for shape in shapes)
     names = [f"input{i}" for i in range(len(shapes))]
     if dynamo:
-        program = torch.onnx.export(module, args, input_names=names, output_names=["output"],
-                                    opset_version=opset, dynamo=True, verbose=False)
+        opset = ONNX_OPSET_DYNAMO if opset is None else opset
+        program = torch.onnx.export(
+            module,
+            args,
+            input_names=names,
+            output_names=["output"],
+            opset_version=opset,
+            dynamo=True,
+            verbose=False,
+        )
         if program is None:
             raise RuntimeError("torch.onnx.export (dynamo) returned no program")
         return program.model_proto.SerializeToString()
@@ -100,6 +117,15 @@ def export_onnx(module: nn.Module, shapes: Sequence[tuple[int, ...]], dynamo: bo
         # The TorchScript exporter is deprecated in favour of dynamo; we chose it on purpose.
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
-        torch.onnx.export(module, args, buffer, input_names=names, output_names=["output"],
-                          opset_version=opset, dynamo=False, do_constant_folding=True)
+        # The TorchScript exporter accepts a file-like object; its type stub names paths only.
+        torch.onnx.export(
+            module,
+            args,
+            buffer,  # type: ignore[arg-type]
+            input_names=names,
+            output_names=["output"],
+            opset_version=ONNX_OPSET if opset is None else opset,
+            dynamo=False,
+            do_constant_folding=True,
+        )
     return buffer.getvalue()

@@ -313,7 +313,7 @@ class CellSpace(Space):
                 f"'{text}' has {len(groups)} '+'-separated node groups; space '{self.name}' "
                 f"needs {self.nodes - 1}, e.g. '{self.encode((0,) * self.num_decisions)}'"
             )
-        choices = []
+        choices: list[int] = []
         for j, group in enumerate(groups, 1):
             items = group.split("|")
             if len(items) != j + 2 or items[0] or items[-1]:
@@ -368,7 +368,9 @@ def get_space(name_or_path: str | Path | Space = DEFAULT_SPACE) -> Space:
     if text.endswith(".toml") or "/" in text or Path(text).is_file():
         path = Path(text)
         if not path.is_file():
-            raise SpaceError(f"space file '{path}' does not exist; built-in spaces: {list_spaces()}")
+            raise SpaceError(
+                f"space file '{path}' does not exist; built-in spaces: {', '.join(list_spaces())}"
+            )
         return _load_file(path.resolve())
     if text not in list_spaces():
         raise SpaceError(
@@ -381,20 +383,46 @@ def get_space(name_or_path: str | Path | Space = DEFAULT_SPACE) -> Space:
 @functools.cache
 def _load_builtin(name: str) -> Space:
     resource = resources.files("rlnas.spaces").joinpath(f"{name}.toml")
-    return _parse(resource.read_text(), source=f"built-in space '{name}'",
-                  read_sibling=lambda f: resources.files("rlnas.spaces").joinpath(f).read_text())
+    return _parse(
+        resource.read_text(),
+        source=f"built-in space '{name}'",
+        read_sibling=lambda f: resources.files("rlnas.spaces").joinpath(f).read_text(),
+    )
 
 
 @functools.cache
 def _load_file(path: Path) -> Space:
-    return _parse(path.read_text(), source=f"space file '{path}'",
-                  read_sibling=lambda f: (path.parent / f).read_text())
+    return _parse(
+        path.read_text(),
+        source=f"space file '{path}'",
+        read_sibling=lambda f: (path.parent / f).read_text(),
+    )
 
 
-_MACRO_KEYS = {"name", "kind", "description", "resolution", "num_classes", "activations",
-               "stem", "head", "blocks", "stages"}
-_CELL_KEYS = {"name", "kind", "description", "resolution", "num_classes", "ops", "nodes",
-              "cells_per_stage", "widths", "order"}
+_MACRO_KEYS = {
+    "name",
+    "kind",
+    "description",
+    "resolution",
+    "num_classes",
+    "activations",
+    "stem",
+    "head",
+    "blocks",
+    "stages",
+}
+_CELL_KEYS = {
+    "name",
+    "kind",
+    "description",
+    "resolution",
+    "num_classes",
+    "ops",
+    "nodes",
+    "cells_per_stage",
+    "widths",
+    "order",
+}
 
 
 def _parse(text: str, source: str, read_sibling: Any) -> Space:
@@ -453,9 +481,13 @@ def _parse_macro(reader: _Reader) -> tuple[dict[str, Any], tuple[Decision, ...]]
     for number, table in enumerate(reader.get("stages", list), 1):
         sub = _Reader(table, f"{reader.source} stage {number}")
         sub.only({"stride", "widths", "slots"})
-        stages.append(Stage(stride=sub.get("stride", int, choices=(1, 2)),
-                            widths=tuple(sub.get_list("widths", int, minimum=1)),
-                            slots=sub.get("slots", int, minimum=1)))
+        stages.append(
+            Stage(
+                stride=sub.get("stride", int, choices=(1, 2)),
+                widths=tuple(sub.get_list("widths", int, minimum=1)),
+                slots=sub.get("slots", int, minimum=1),
+            )
+        )
     if not stages:
         raise SpaceError(f"{reader.source}: no [[stages]]")
 
@@ -487,15 +519,21 @@ def _parse_cell(reader: _Reader, read_sibling: Any) -> tuple[dict[str, Any], tup
     order = None
     if "order" in reader.data:
         order_file = reader.get("order", str)
+        expected = len(ops) ** len(edges)
         try:
             lines = read_sibling(order_file).split()
         except OSError as exc:
-            raise SpaceError(f"{reader.source}: cannot read order file '{order_file}': {exc}")
+            raise SpaceError(
+                f"{reader.source}: cannot read order file '{order_file}': {exc}"
+            ) from None
+        allowed_digits = {str(i) for i in range(len(ops))}
+        if any(len(line) != len(edges) or not set(line) <= allowed_digits for line in lines):
+            raise SpaceError(
+                f"{reader.source}: order file '{order_file}' must list each of the {expected} "
+                f"cells once, as {len(edges)} digits below {len(ops)} per line"
+            )
         order = tuple(tuple(int(c) for c in line) for line in lines)
-        expected = len(ops) ** len(edges)
-        if len(set(order)) != expected or any(
-            len(o) != len(edges) or max(o) >= len(ops) for o in order
-        ):
+        if len(set(order)) != expected or len(order) != expected:
             raise SpaceError(
                 f"{reader.source}: order file '{order_file}' must list each of the {expected} "
                 f"cells once, as {len(edges)} digits below {len(ops)} per line"
@@ -508,7 +546,6 @@ def _parse_cell(reader: _Reader, read_sibling: Any) -> tuple[dict[str, Any], tup
         order=order,
     )
     return extra, decisions
-
 
 
 class _Reader:
@@ -533,14 +570,24 @@ class _Reader:
         sub.only(allowed)
         return sub
 
-    def get(self, key: str, kind: type, choices: tuple[Any, ...] | None = None,
-            minimum: int | None = None) -> Any:
+    def get(
+        self,
+        key: str,
+        kind: type,
+        choices: tuple[Any, ...] | None = None,
+        minimum: int | None = None,
+    ) -> Any:
         if key not in self.data:
             raise SpaceError(f"{self.source}: missing key '{key}'")
         return self._check(key, self.data[key], kind, choices, minimum)
 
-    def get_list(self, key: str, kind: type, choices: tuple[Any, ...] | None = None,
-                 minimum: int | None = None) -> list[Any]:
+    def get_list(
+        self,
+        key: str,
+        kind: type,
+        choices: tuple[Any, ...] | None = None,
+        minimum: int | None = None,
+    ) -> list[Any]:
         values = self.get(key, list)
         if not values:
             raise SpaceError(f"{self.source}: '{key}' must not be empty")
@@ -548,13 +595,17 @@ class _Reader:
             raise SpaceError(f"{self.source}: '{key}' has repeated values: {values}")
         return [self._check(key, v, kind, choices, minimum) for v in values]
 
-    def _check(self, key: str, value: Any, kind: type, choices: tuple[Any, ...] | None,
-               minimum: int | None) -> Any:
+    def _check(
+        self,
+        key: str,
+        value: Any,
+        kind: type[Any],
+        choices: tuple[Any, ...] | None,
+        minimum: int | None,
+    ) -> Any:
         # bool is an int in Python; a width of `true` is still a mistake.
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise SpaceError(
-                f"{self.source}: '{key}' must be {kind.__name__}, got {value!r}"
-            )
+            raise SpaceError(f"{self.source}: '{key}' must be {kind.__name__}, got {value!r}")
         if choices is not None and value not in choices:
             raise SpaceError(
                 f"{self.source}: '{key}' = {value!r} is not allowed; allowed: "
@@ -563,4 +614,3 @@ class _Reader:
         if minimum is not None and value < minimum:
             raise SpaceError(f"{self.source}: '{key}' = {value} must be >= {minimum}")
         return value
-
