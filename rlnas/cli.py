@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -125,6 +126,194 @@ def devices() -> None:
             "yes" if missing is None else f"no: {missing}",
         )
     console.print(table)
+
+
+@app.command()
+def profile(
+    device: Annotated[str, typer.Option(help="Target device (see `rlnas devices`).")] = "cpu",
+    precision: Annotated[
+        str | None, typer.Option(help="fp32, bf16, fp16 or int8 (default: fp32).")
+    ] = None,
+    space: Annotated[str, typer.Option(help="Space name or space file.")] = "mobilenet",
+    resolution: Annotated[
+        int | None, typer.Option(help="Input resolution (default: the space's).")
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, help="Batch size.")] = 1,
+    threads: Annotated[int, typer.Option(min=1, help="Intra-op threads on CPUs.")] = 1,
+    out: Annotated[
+        Path | None, typer.Option(help="Output table (default: ~/.rlnas/tables/<name>.parquet).")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Measure at most this many new layers.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the layer count and an estimated time only.")
+    ] = False,
+    allow_other_device: Annotated[
+        bool,
+        typer.Option(
+            "--allow-other-device",
+            help="Measure a GPU device's table on another GPU (recorded as such).",
+        ),
+    ] = False,
+) -> None:
+    """Measure every layer of a space on a device into a lookup table; resumes if interrupted."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from rlnas.profile import ProfileConfig, plan_profile
+    from rlnas.profile import profile as run_profile
+
+    config = ProfileConfig(
+        device=device,
+        precision=precision,
+        space=space,
+        resolution=resolution,
+        batch=batch,
+        threads=threads,
+        out=out,
+        limit=limit,
+        allow_other_device=allow_other_device,
+    )
+    try:
+        plan = plan_profile(config)
+        typer.echo(
+            f"{plan.out}: {plan.total} layers in the space, {plan.done} measured, "
+            f"{len(plan.todo)} to measure now (about {_duration(plan.estimated_s)})"
+        )
+        if dry_run:
+            return
+        with Progress(
+            TextColumn("profiling"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.description}"),
+            console=console,
+        ) as bar:
+            task = bar.add_task("", total=len(plan.todo))
+
+            def advance(done: int, todo: int, key: object) -> None:
+                bar.update(task, completed=done, description=f"{getattr(key, 'op', '')}")
+
+            result = run_profile(config, progress=advance)
+    except RlnasError as exc:
+        raise _fail(exc) from None
+    state = "complete" if result.complete else "partial (rerun to continue)"
+    typer.echo(
+        f"wrote {result.out}: {result.rows} rows, {state}; measured {result.measured} in "
+        f"{result.wall_s:.1f} s ({result.unstable} flagged unstable)"
+    )
+
+
+tables_app = typer.Typer(help="List, show and check lookup tables.", no_args_is_help=True)
+app.add_typer(tables_app, name="tables")
+
+
+@tables_app.command("list")
+def tables_list(
+    directory: Annotated[
+        list[Path] | None, typer.Option("--dir", help="Also list tables in this folder.")
+    ] = None,
+) -> None:
+    """Shipped and user tables with their provenance."""
+    from rlnas.table import find_tables, read_meta
+
+    table = Table(title="lookup tables")
+    for column in (
+        "table",
+        "origin",
+        "device",
+        "backend",
+        "precision",
+        "space",
+        "res",
+        "batch",
+        "source",
+        "host",
+        "created",
+    ):
+        table.add_column(column)
+    for origin, path in find_tables(tuple(directory or ())):
+        try:
+            meta = read_meta(path)
+        except RlnasError as exc:
+            table.add_row(path.stem, origin, f"[red]unreadable: {exc}[/red]")
+            continue
+        table.add_row(
+            path.stem,
+            origin,
+            meta.device,
+            meta.backend,
+            meta.precision,
+            meta.space,
+            str(meta.resolution),
+            str(meta.batch),
+            meta.source,
+            meta.host,
+            meta.created,
+        )
+    console.print(table)
+
+
+@tables_app.command("show")
+def tables_show(
+    name: Annotated[str, typer.Argument(help="Table name (see `tables list`) or file.")],
+) -> None:
+    """A table's metadata and a summary of its rows."""
+    from rlnas.table import load_table, resolve_table
+
+    try:
+        loaded = load_table(resolve_table(name))
+    except RlnasError as exc:
+        raise _fail(exc) from None
+    for key, value in vars(loaded.meta).items():
+        typer.echo(f"{key:16} {value}")
+    frame = loaded.frame
+    typer.echo(f"{'rows':16} {len(frame)} ({int(frame['unstable'].sum())} flagged unstable)")
+    summary = frame.groupby("op")["latency_ms"].describe()[["count", "min", "50%", "max"]]
+    typer.echo(summary.to_string(float_format=lambda v: f"{v:.4f}"))
+
+
+@tables_app.command("check")
+def tables_check(
+    name: Annotated[str, typer.Argument(help="Table name (see `tables list`) or file.")],
+    space: Annotated[str, typer.Option(help="Space name or file it must cover.")] = "mobilenet",
+    resolution: Annotated[int | None, typer.Option(help="Resolution it must cover.")] = None,
+) -> None:
+    """Check that a table is valid and covers a space; exit 1 if it does not."""
+    from rlnas.layers import enumerate_layers
+    from rlnas.space import get_space
+    from rlnas.table import load_table, resolve_table
+
+    try:
+        loaded = load_table(resolve_table(name))
+        target = get_space(space)
+        loaded.check_space(target, resolution)
+        keys = enumerate_layers(target, resolution)
+        missing = loaded.missing(keys)
+        if missing:
+            raise loaded.missing_error(missing)
+    except RlnasError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"ok: {loaded.path} covers all {len(keys)} layers of space '{target.name}'")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _count(n: int) -> str:

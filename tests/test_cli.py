@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from rlnas.cli import app
@@ -42,3 +43,56 @@ def test_devices():
     assert result.exit_code == 0
     for name in ("cpu", "intel-cpu", "t4", "xavier-nx", "cuda"):
         assert name in result.output
+
+
+@pytest.mark.parametrize("device", ["t4", "xavier-nx"])
+def test_profile_gpu_device_refused_in_one_line(device, tmp_path):
+    from rlnas.devices import get_device
+
+    if get_device(device).missing() is None:
+        pytest.skip(f"{device} is present here")
+    result = runner.invoke(
+        app, ["profile", "--device", device, "--out", str(tmp_path / "t.parquet")]
+    )
+    assert result.exit_code != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "tensorrt" in lines[0].lower() and "shipped table" in lines[0]
+
+
+def test_profile_dry_run(tmp_path):
+    out = tmp_path / "t.parquet"
+    result = runner.invoke(app, ["profile", "--device", "cpu", "--dry-run", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "3089 layers in the space, 0 measured, 3089 to measure now" in result.output
+    assert not out.exists()
+
+
+def test_profile_unknown_device_suggests():
+    result = runner.invoke(app, ["profile", "--device", "xavier", "--dry-run"])
+    assert result.exit_code == 2
+    assert "Did you mean 'xavier-nx'" in result.stderr
+
+
+def test_profile_then_tables_commands(tmp_path):
+    out = tmp_path / "nb.parquet"
+    result = runner.invoke(app, ["profile", "--space", "nb201", "--limit", "3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "3 rows, partial" in result.output
+
+    shown = runner.invoke(app, ["tables", "show", str(out)])
+    assert shown.exit_code == 0
+    assert "onnxruntime" in shown.output and "measured" in shown.output
+
+    check = runner.invoke(app, ["tables", "check", str(out), "--space", "nb201"])
+    assert check.exit_code == 1
+    assert "lacks 14 layer(s)" in check.stderr
+
+    runner.invoke(app, ["profile", "--space", "nb201", "--out", str(out)])
+    check = runner.invoke(app, ["tables", "check", str(out), "--space", "nb201"])
+    assert check.exit_code == 0, check.stderr
+    assert "covers all 17 layers" in check.output
+
+    listed = runner.invoke(app, ["tables", "list", "--dir", str(tmp_path)], env={"COLUMNS": "250"})
+    assert listed.exit_code == 0
+    assert "nb" in listed.output and "onnxruntime" in listed.output

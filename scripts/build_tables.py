@@ -1,0 +1,53 @@
+"""Builds (or resumes) the lookup tables shipped in tables/, and prints their benchmark rows.
+
+Usage:
+    python scripts/build_tables.py [--only cpu_fp32] [--limit N] [--out-dir tables]
+
+Each table: the default space (mobilenet) at 224x224, batch 1, 1 thread, on this
+machine's CPU. Interrupting is safe; rerunning continues where it stopped (the
+figures then cover only the layers measured in the last run).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rlnas.profile import ProfileConfig, profile
+from rlnas.table import load_table
+
+SHIPPED = [("cpu", "fp32"), ("cpu", "int8"), ("intel-cpu", "fp32"), ("intel-cpu", "bf16")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", help="device_precision, e.g. cpu_int8")
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--out-dir", type=Path, default=Path(__file__).parents[1] / "tables")
+    args = parser.parse_args()
+
+    print("| table | entries | measured now | wall s | entries/min | overhead ratio | unstable |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for device, precision in SHIPPED:
+        if args.only and f"{device}_{precision}" not in args.only:
+            continue
+        name = f"{device}_{precision}_mobilenet_224_b1"
+        config = ProfileConfig(
+            device=device,
+            precision=precision,
+            out=args.out_dir / f"{name}.parquet",
+            limit=args.limit,
+        )
+        result = profile(config)
+        table = load_table(result.out)
+        rate = 60 * result.measured / result.wall_s if result.wall_s else 0.0
+        ratio = result.wall_s / result.timed_s if result.timed_s else 0.0
+        print(
+            f"| {name} | {len(table)} | {result.measured} | {result.wall_s:.0f} | {rate:.0f} "
+            f"| {ratio:.2f} | {int(table.frame['unstable'].sum())} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
