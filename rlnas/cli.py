@@ -214,6 +214,62 @@ def profile(
     )
 
 
+@app.command()
+def predict(
+    arch: Annotated[
+        list[str] | None, typer.Argument(help="Architecture strings of the space.")
+    ] = None,
+    baseline: Annotated[
+        list[str] | None, typer.Option(help="A baseline by name (repeatable), e.g. mobilenetv2.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="Target device.")] = "cpu",
+    precision: Annotated[str, typer.Option(help="Precision of the table.")] = "fp32",
+    space: Annotated[str, typer.Option(help="Space of the architecture strings.")] = "mobilenet",
+    resolution: Annotated[int | None, typer.Option(help="Resolution (default: space's).")] = None,
+    table: Annotated[
+        str | None, typer.Option(help="Table name or file (default: by device and precision).")
+    ] = None,
+) -> None:
+    """Predict architectures' latency on a device from its lookup table."""
+    import time
+
+    from rlnas.arch import Architecture
+    from rlnas.baselines import get_baseline
+    from rlnas.network import build_network, count_params
+    from rlnas.table import LatencyTable, load_table, locate_table, resolve_table
+
+    try:
+        targets = [(text, Architecture.decode(text, space)) for text in arch or []]
+        targets += [(name, get_baseline(name).architecture()) for name in baseline or []]
+        if not targets:
+            raise RlnasError("give architecture strings or --baseline NAME (e.g. mobilenetv2)")
+        rows = []
+        tables: dict[Path, LatencyTable] = {}
+        for label, target in targets:
+            res = resolution or target.space.resolution
+            if table is not None:
+                path = resolve_table(table)
+            else:
+                _, path = locate_table(device, precision, target.space.name, res)
+            if path not in tables:
+                tables[path] = load_table(path)
+            loaded = tables[path]
+            start = time.perf_counter()
+            latency = loaded.predict_ms(target)
+            lookup_us = (time.perf_counter() - start) * 1e6
+            params = count_params(build_network(target, res))
+            rows.append((label, target.space.name, path.stem, latency, lookup_us, params))
+    except RlnasError as exc:
+        raise _fail(exc) from None
+    out = Table(title=f"predicted latency on {device} ({precision})")
+    for column in ("architecture", "space", "table", "predicted ms", "lookup us", "params"):
+        out.add_column(column)
+    for label, space_name, stem, latency, lookup_us, params in rows:
+        shown = label if len(label) <= 40 else label[:37] + "..."
+        out.add_row(shown, space_name, stem, f"{latency:.3f}", f"{lookup_us:.0f}", f"{params:,}")
+    console.print(out)
+
+
 tables_app = typer.Typer(help="List, show and check lookup tables.", no_args_is_help=True)
 app.add_typer(tables_app, name="tables")
 

@@ -176,9 +176,9 @@ def shipped_tables_dir() -> Path:
 
 
 def find_tables(extra_dirs: tuple[Path, ...] = ()) -> list[tuple[str, Path]]:
-    """(origin, path) of every table file: shipped, then the user's, then `extra_dirs`."""
+    """(origin, path) of every table file: the user's, then shipped, then `extra_dirs`."""
     found = []
-    for origin, folder in [("shipped", shipped_tables_dir()), ("user", user_tables_dir())] + [
+    for origin, folder in [("user", user_tables_dir()), ("shipped", shipped_tables_dir())] + [
         ("dir", d) for d in extra_dirs
     ]:
         if folder.is_dir():
@@ -203,6 +203,25 @@ def resolve_table(name_or_path: str | Path) -> Path:
             "A table file is given by its path (*.parquet)"
         )
     return names[str(name_or_path)]
+
+
+def locate_table(
+    device: str, precision: str, space: str, resolution: int, batch: int = 1
+) -> tuple[str, Path]:
+    """(origin, path) of the table for these settings: the user's own first, then shipped.
+
+    Raises:
+        TableError: No such table, with the command that makes one.
+    """
+    name = table_name(device, precision, space, resolution, batch)
+    for origin, path in find_tables():
+        if path.stem == name:
+            return origin, path
+    raise TableError(
+        f"no lookup table '{name}' (shipped or in {user_tables_dir()}); measure one with "
+        f"`rlnas profile --device {device} --precision {precision} --space {space} "
+        f"--resolution {resolution} --batch {batch}`, or see `rlnas tables list`"
+    )
 
 
 def _rlnas_version() -> str:

@@ -20,3 +20,9 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"reference data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def private_rlnas_home(tmp_path_factory, monkeypatch):
+    """Tests never read or write the user's own ~/.rlnas."""
+    monkeypatch.setenv("RLNAS_HOME", str(tmp_path_factory.mktemp("rlnas_home")))

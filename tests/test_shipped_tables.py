@@ -1,0 +1,83 @@
+"""The tables in tables/ (installed as rlnas.tables): valid, complete, honest metadata."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from rlnas.baselines import BASELINES
+from rlnas.cli import app
+from rlnas.layers import enumerate_layers
+from rlnas.space import get_space
+from rlnas.table import find_tables, load_table, locate_table, shipped_tables_dir
+
+SHIPPED = sorted(p for origin, p in find_tables() if origin == "shipped")
+EXPECTED = [
+    f"{device}_{precision}_{space}_224_b1"
+    for space in ("mobilenet", "resnet")
+    for device, precision in [
+        ("cpu", "fp32"),
+        ("cpu", "int8"),
+        ("intel-cpu", "fp32"),
+        ("intel-cpu", "bf16"),
+    ]
+]
+
+
+def test_expected_tables_are_installed():
+    assert shipped_tables_dir().is_dir()
+    assert set(EXPECTED) <= {p.stem for p in SHIPPED}
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_table_is_complete_and_labelled(path):
+    table = load_table(path)
+    meta = table.meta
+    assert meta.name == path.stem
+    assert meta.source == "measured"
+    assert meta.host and meta.host != "unknown"
+    assert meta.threads == 1 and meta.batch == 1
+    space = get_space(meta.space)
+    table.check_space(space)
+    assert table.missing(enumerate_layers(space, meta.resolution)) == []
+    assert (table.frame["latency_ms"] > 0).all()
+
+
+@pytest.mark.parametrize("device", ["cpu", "intel-cpu"])
+def test_baselines_predicted_in_plausible_order(device):
+    predicted = {}
+    for name, baseline in BASELINES.items():
+        _, path = locate_table(device, "fp32", baseline.space, 224)
+        predicted[name] = load_table(path).predict_ms(baseline.architecture())
+    # On a CPU, EfficientNet-B0 (more FLOPs, SE, SiLU) is slower than MobileNetV2,
+    # and ResNet-34 is slower than ResNet-18 (twice the blocks).
+    assert predicted["efficientnet_b0"] > predicted["mobilenetv2"]
+    assert predicted["resnet34"] > 1.5 * predicted["resnet18"]
+
+
+def test_tables_list_shows_shipped():
+    result = CliRunner().invoke(app, ["tables", "list"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    for name in EXPECTED:
+        assert name in result.output
+    assert "shipped" in result.output and "measured" in result.output
+
+
+def test_predict_command_on_shipped_table():
+    result = CliRunner().invoke(
+        app,
+        ["predict", "--baseline", "mobilenetv2", "--baseline", "resnet18"],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "cpu_fp32_mobilenet_224_b1" in result.output
+    assert "cpu_fp32_resnet_224_b1" in result.output
+    assert "3,504,872" in result.output
+
+
+def test_predict_without_table_says_how_to_make_one():
+    result = CliRunner().invoke(
+        app, ["predict", "--baseline", "mobilenetv2", "--device", "t4", "--precision", "fp16"]
+    )
+    assert result.exit_code == 2
+    assert "rlnas profile --device t4 --precision fp16 --space mobilenet" in result.stderr
