@@ -319,13 +319,17 @@ def save_table(meta: TableMeta, frame: pd.DataFrame, path: Path) -> None:
     """Writes the table atomically: a reader never sees a half-written file."""
     frame = frame.sort_values(list(KEY_FIELDS)).reset_index(drop=True)
     arrow = pa.Table.from_pandas(frame[SCHEMA.names], schema=SCHEMA, preserve_index=False)
-    arrow = arrow.replace_schema_metadata(meta.to_metadata())
+    atomic_write_parquet(arrow.replace_schema_metadata(meta.to_metadata()), path)
+
+
+def atomic_write_parquet(table: pa.Table, path: Path) -> None:
+    """Writes to a temporary file beside `path`, then renames it over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         os.chmod(tmp, 0o644)  # mkstemp makes it private; a table is meant to be shared
-        pq.write_table(arrow, tmp)
+        pq.write_table(table, tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
