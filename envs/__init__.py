@@ -1,1 +1,11 @@
-"""Gymnasium environments of rlnas, installed as `rlnas.envs`."""
+"""Gymnasium environments of rlnas, installed as `rlnas.envs`.
+
+Registered ids (the entry point is a string, so nothing heavy is imported
+until the environment is made):
+
+- `rlnas/ArchBuilder-v0`: builds one architecture per episode, one decision per step.
+"""
+
+from gymnasium.envs.registration import register
+
+register(id="rlnas/ArchBuilder-v0", entry_point="rlnas.envs.arch_builder:ArchBuilderEnv")

@@ -26,8 +26,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rlnas.arch import Architecture
+from rlnas.costs import AdditiveCost
 from rlnas.errors import RlnasError, did_you_mean
-from rlnas.layers import KEY_FIELDS, LayerKey, arch_layers
+from rlnas.layers import KEY_FIELDS, LayerKey, arch_layers, enumerate_layers
 from rlnas.space import Space
 
 SCHEMA_VERSION = 1
@@ -279,6 +280,20 @@ class LatencyTable:
         self.check_space(arch.space)
         rows = self.rows(arch_layers(arch, self.meta.resolution))
         return float(self.meta.overhead_ms + self.net_latency[rows].sum())
+
+    def cost_model(self, space: Space) -> AdditiveCost:
+        """Fast per-decision latency of the space's architectures (see `rlnas.costs`).
+
+        Raises:
+            TableError: The table is for another space or resolution.
+            MissingEntriesError: The table does not cover the space.
+        """
+        self.check_space(space)
+        missing = self.missing(enumerate_layers(space, self.meta.resolution))
+        if missing:
+            raise self.missing_error(missing)
+        net = {key: float(self.net_latency[row]) for key, row in self.index.items()}
+        return AdditiveCost(space, self.meta.resolution, net.__getitem__, self.meta.overhead_ms)
 
     def check_space(self, space: Space, resolution: int | None = None) -> None:
         """Raises TableError unless this table serves `space` at `resolution`."""

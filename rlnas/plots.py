@@ -1,0 +1,54 @@
+"""Plots of search results (PNG, matplotlib's Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+
+
+def plot_pareto(frame: pd.DataFrame, front: pd.DataFrame, config: Any, path: Path) -> None:
+    """Accuracy score against latency: every evaluation, the front, and the target."""
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    axes.scatter(
+        frame["latency_ms"],
+        frame["accuracy"],
+        s=10,
+        alpha=0.35,
+        color="0.5",
+        label=f"evaluated ({len(frame)})",
+    )
+    axes.plot(
+        front["latency_ms"],
+        front["accuracy"],
+        "o-",
+        color="tab:red",
+        markersize=4,
+        label=f"Pareto front ({len(front)})",
+    )
+    axes.axvline(
+        config.latency_ms,
+        color="tab:blue",
+        linestyle="--",
+        label=f"target {config.latency_ms:g} ms",
+    )
+    source = "benchmark file" if config.latency_file else f"{config.device} {config.precision}"
+    measured = "latency (ms), measured" if config.latency_file else "predicted latency (ms)"
+    axes.set_xlabel(f"{measured}, {source}")
+    accuracy = "accuracy" if config.accuracy_file else f"accuracy score ({config.proxy}, 0-1)"
+    axes.set_ylabel(accuracy)
+    axes.set_title(
+        f"{config.strategy} on {Path(config.space).stem}, budget {config.budget}, "
+        f"seed {config.seed}"
+    )
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)

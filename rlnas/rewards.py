@@ -1,0 +1,76 @@
+"""Rewards of a finished architecture from its accuracy score A, latency L and target T.
+
+- `mnas`  (Tan et al., MnasNet, CVPR 2019, soft constraint): A * (L / T) ** w, w = -0.07.
+- `tunas` (Bender et al., TuNAS, CVPR 2020, absolute reward): A + beta * |L / T - 1|,
+  beta = -0.07.
+- `hard`  (the constrained form): A if L <= T, else A - 1 - penalty * (L / T - 1): every
+  infeasible architecture scores below every feasible one, the more so the larger the
+  violation, and among equal violations the more accurate is still preferred.
+
+An optional memory limit on parameter bytes is a hard constraint in every mode,
+with the same penalty on its relative violation.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+from rlnas.errors import RlnasError, did_you_mean
+
+REWARD_MODES = ("mnas", "tunas", "hard")
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """How accuracy and latency combine into a reward.
+
+    Attributes:
+        mode: `mnas`, `tunas` or `hard`.
+        target_ms: Latency target T in milliseconds.
+        w: MnasNet exponent (negative).
+        beta: TuNAS coefficient (negative).
+        penalty: Slope of the hard penalty per unit of relative violation.
+        memory_bytes: Limit on parameter bytes, or None.
+    """
+
+    mode: str = "mnas"
+    target_ms: float = 10.0
+    w: float = -0.07
+    beta: float = -0.07
+    penalty: float = 1.0
+    memory_bytes: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in REWARD_MODES:
+            raise RlnasError(
+                f"reward mode '{self.mode}' doesn't exist; allowed: {', '.join(REWARD_MODES)}."
+                f"{did_you_mean(self.mode, REWARD_MODES)}"
+            )
+        if not self.target_ms > 0:
+            raise RlnasError(f"the latency target must be > 0 ms, got {self.target_ms}")
+        if self.memory_bytes is not None and not self.memory_bytes > 0:
+            raise RlnasError(f"the memory limit must be > 0 bytes, got {self.memory_bytes}")
+        if self.w > 0 or self.beta > 0:
+            warnings.warn(
+                f"w={self.w}, beta={self.beta}: a positive value rewards slower networks",
+                stacklevel=2,
+            )
+
+    def feasible(self, latency_ms: float, params_bytes: float) -> bool:
+        memory_ok = self.memory_bytes is None or params_bytes <= self.memory_bytes
+        return memory_ok and (self.mode != "hard" or latency_ms <= self.target_ms)
+
+    def reward(self, accuracy: float, latency_ms: float, params_bytes: float = 0.0) -> float:
+        ratio = latency_ms / self.target_ms
+        if self.mode == "mnas":
+            value = accuracy * ratio**self.w
+        elif self.mode == "tunas":
+            value = accuracy + self.beta * abs(ratio - 1.0)
+        else:
+            value = accuracy if ratio <= 1.0 else accuracy - 1.0 - self.penalty * (ratio - 1.0)
+        if self.memory_bytes is not None and params_bytes > self.memory_bytes:
+            value = min(value, accuracy - 1.0) - self.penalty * (
+                params_bytes / self.memory_bytes - 1.0
+            )
+        return float(value)
