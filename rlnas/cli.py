@@ -270,6 +270,142 @@ def predict(
     console.print(out)
 
 
+# Options shared by `search` and `train-controller`.
+LatencyMs = Annotated[float, typer.Option("--latency-ms", help="Latency target T in ms.")]
+DeviceOpt = Annotated[str, typer.Option(help="Target device (picks the lookup table).")]
+PrecisionOpt = Annotated[str, typer.Option(help="Precision of the lookup table.")]
+SpaceOpt = Annotated[str, typer.Option(help="Space name or space file.")]
+RewardOpt = Annotated[str, typer.Option(help="mnas, tunas or hard.")]
+ProxyOpt = Annotated[str, typer.Option(help="Accuracy proxy, or ensemble.")]
+DataOpt = Annotated[Path | None, typer.Option(help="Images for data proxies (.npz/folder).")]
+BudgetOpt = Annotated[int, typer.Option(min=1, help="Unique architectures to evaluate.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the strategy.")]
+OutOpt = Annotated[Path | None, typer.Option(help="Run folder (default: runs/<name>).")]
+TableOpt = Annotated[Path | None, typer.Option(help="Use this table file instead.")]
+MemoryOpt = Annotated[float | None, typer.Option(help="Limit on parameter MB.")]
+FileOpt = Annotated[Path | None, typer.Option(help="Benchmark file (.parquet/.csv).")]
+ColumnOpt = Annotated[str | None, typer.Option(help="Column of that file.")]
+
+
+def _search(strategy: str, out: Path | None, **settings: object) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from rlnas.run import SearchConfig, run_search
+
+    accuracy_column = settings.pop("accuracy_column") or "cifar10_test_acc"
+    try:
+        config = SearchConfig(strategy=strategy, accuracy_column=accuracy_column, **settings)  # type: ignore[arg-type]
+        with Progress(
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("", total=config.budget)
+            result = run_search(
+                config, out, progress=lambda done, total: bar.update(task, completed=done)
+            )
+    except RlnasError as exc:
+        raise _fail(exc) from None
+    frame = result.evaluations
+    feasible = frame[frame["feasible"]]
+    best = feasible.sort_values("accuracy").iloc[-1] if len(feasible) else None
+    typer.echo(
+        f"run folder {result.out}: {len(frame)} architectures evaluated"
+        + (f" ({result.replayed} reused from the interrupted run)" if result.replayed else "")
+    )
+    typer.echo(f"Pareto front: {len(result.pareto)} architectures (pareto.parquet, pareto.png)")
+    if best is not None:
+        typer.echo(
+            f"most accurate feasible: score {best['accuracy']:.4f}, "
+            f"{best['latency_ms']:.3f} ms, {best['params']:,} params: {best['arch']}"
+        )
+
+
+@app.command("train-controller")
+def train_controller(
+    latency_ms: LatencyMs,
+    device: DeviceOpt = "cpu",
+    precision: PrecisionOpt = "fp32",
+    space: SpaceOpt = "mobilenet",
+    reward: RewardOpt = "mnas",
+    proxy: ProxyOpt = "synflow",
+    data: DataOpt = None,
+    budget: BudgetOpt = 1000,
+    seed: SeedOpt = 0,
+    out: OutOpt = None,
+    table: TableOpt = None,
+    memory_mb: MemoryOpt = None,
+    accuracy_file: FileOpt = None,
+    accuracy_column: ColumnOpt = None,
+    latency_file: FileOpt = None,
+    latency_column: ColumnOpt = None,
+) -> None:
+    """Train the PPO controller on a device's latency table; writes a run folder."""
+    _search(
+        "ppo",
+        out,
+        latency_ms=latency_ms,
+        device=device,
+        precision=precision,
+        space=space,
+        reward=reward,
+        proxy=proxy,
+        data=data,
+        budget=budget,
+        seed=seed,
+        table=table,
+        memory_mb=memory_mb,
+        accuracy_file=accuracy_file,
+        accuracy_column=accuracy_column,
+        latency_file=latency_file,
+        latency_column=latency_column,
+    )
+
+
+@app.command()
+def search(
+    latency_ms: LatencyMs,
+    strategy: Annotated[str, typer.Option(help="ppo, random or evolution.")] = "random",
+    device: DeviceOpt = "cpu",
+    precision: PrecisionOpt = "fp32",
+    space: SpaceOpt = "mobilenet",
+    reward: RewardOpt = "mnas",
+    proxy: ProxyOpt = "synflow",
+    data: DataOpt = None,
+    budget: BudgetOpt = 1000,
+    seed: SeedOpt = 0,
+    out: OutOpt = None,
+    table: TableOpt = None,
+    memory_mb: MemoryOpt = None,
+    accuracy_file: FileOpt = None,
+    accuracy_column: ColumnOpt = None,
+    latency_file: FileOpt = None,
+    latency_column: ColumnOpt = None,
+) -> None:
+    """Search with a strategy (same budget and run folder as train-controller)."""
+    _search(
+        strategy,
+        out,
+        latency_ms=latency_ms,
+        device=device,
+        precision=precision,
+        space=space,
+        reward=reward,
+        proxy=proxy,
+        data=data,
+        budget=budget,
+        seed=seed,
+        table=table,
+        memory_mb=memory_mb,
+        accuracy_file=accuracy_file,
+        accuracy_column=accuracy_column,
+        latency_file=latency_file,
+        latency_column=latency_column,
+    )
+
+
 tables_app = typer.Typer(help="List, show and check lookup tables.", no_args_is_help=True)
 app.add_typer(tables_app, name="tables")
 

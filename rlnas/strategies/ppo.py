@@ -15,6 +15,7 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from rlnas.envs.arch_builder import ArchBuilderEnv
+from rlnas.errors import RlnasError
 from rlnas.evaluate import Evaluator
 from rlnas.space import Space
 from rlnas.strategies import Progress, Strategy
@@ -24,9 +25,14 @@ from rlnas.strategies import Progress, Strategy
 class PPOSettings:
     """MaskablePPO settings (see stable-baselines3's PPO for each).
 
+    Defaults were chosen on NAS-Bench-201 (scripts/validate_search.py, BENCHMARKS.md):
+    Monte-Carlo returns (gae_lambda 1) suit a reward that comes only at the end of an
+    episode, and a strong entropy bonus keeps the controller from settling early.
+
     Attributes:
-        n_steps: Environment steps per update (a multiple of the episode length is best).
-        batch_size: Minibatch size.
+        episodes_per_update: Architectures built per PPO update (n_steps = this x the
+            number of decisions, so updates hold whole episodes).
+        minibatches: Minibatches per epoch.
         n_epochs: Passes over each rollout.
         learning_rate: Adam step size.
         gamma: Discount; 1.0 since the only reward is terminal.
@@ -36,20 +42,33 @@ class PPOSettings:
         net_arch: Hidden layer sizes of the policy and value networks.
     """
 
-    n_steps: int = 128
-    batch_size: int = 64
-    n_epochs: int = 4
-    learning_rate: float = 3e-3
+    episodes_per_update: int = 10
+    minibatches: int = 1
+    n_epochs: int = 10
+    learning_rate: float = 1e-3
     gamma: float = 1.0
-    gae_lambda: float = 0.95
-    ent_coef: float = 0.01
+    gae_lambda: float = 1.0
+    ent_coef: float = 0.05
     clip_range: float = 0.2
     net_arch: tuple[int, ...] = field(default=(64, 64))
 
-    def kwargs(self) -> dict[str, Any]:
+    def kwargs(self, episode_length: int) -> dict[str, Any]:
+        """Keyword arguments of MaskablePPO for episodes of `episode_length` steps."""
         values = asdict(self)
+        n_steps = values.pop("episodes_per_update") * episode_length
+        minibatches = values.pop("minibatches")
+        if n_steps % minibatches:
+            raise RlnasError(
+                f"n_steps must split into minibatches, got n_steps={n_steps}, "
+                f"minibatches={minibatches}"
+            )
         net_arch = list(values.pop("net_arch"))
-        return {**values, "policy_kwargs": {"net_arch": net_arch}}
+        return {
+            **values,
+            "n_steps": n_steps,
+            "batch_size": n_steps // minibatches,
+            "policy_kwargs": {"net_arch": net_arch},
+        }
 
 
 class _StopOnBudget(BaseCallback):
@@ -95,7 +114,12 @@ class PPOController(Strategy):
     def run(self, progress: Progress | None = None) -> None:
         env = ArchBuilderEnv(self.evaluator, self.space)
         self.model = MaskablePPO(
-            "MlpPolicy", env, seed=self.seed, device="cpu", verbose=0, **self.settings.kwargs()
+            "MlpPolicy",
+            env,
+            seed=self.seed,
+            device="cpu",
+            verbose=0,
+            **self.settings.kwargs(self.space.num_decisions),
         )
         steps = self.max_proposals * self.space.num_decisions
         self.model.learn(total_timesteps=steps, callback=_StopOnBudget(self, progress))

@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from rlnas.arch import Architecture
+from rlnas.cli import app
+from rlnas.errors import RlnasError
+from rlnas.evaluate import BudgetExhausted
+from rlnas.run import SearchConfig, build_evaluator, pareto_front, run_search
+from rlnas.space import get_space
+from rlnas.strategies import STRATEGIES, get_strategy
+
+
+def nb201_config(shared: Path, strategy: str, budget: int = 40, seed: int = 0) -> SearchConfig:
+    folder = shared / "nb201"
+    return SearchConfig(
+        latency_ms=6.44,
+        strategy=strategy,
+        space="nb201",
+        reward="hard",
+        budget=budget,
+        seed=seed,
+        accuracy_file=folder / "nb201_cifar10_accuracy.parquet",
+        latency_file=folder / "nb201_latency.parquet",
+        latency_column="pixel3_ms",
+    )
+
+
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+def test_budget_and_determinism(strategy, shared_data):
+    histories = []
+    for seed in (0, 0, 1):
+        evaluator, _, _ = build_evaluator(nb201_config(shared_data, strategy, seed=seed), None)
+        get_strategy(strategy)(evaluator, get_space("nb201"), seed).run()
+        assert len(evaluator.history) == 40
+        assert len({e.arch for e in evaluator.history}) == 40  # repeats are not counted
+        histories.append([e.arch for e in evaluator.history])
+    assert histories[0] == histories[1]
+    assert histories[0] != histories[2]
+
+
+def test_repeats_are_free_and_budget_is_enforced(shared_data):
+    evaluator, _, _ = build_evaluator(nb201_config(shared_data, "random", budget=2), None)
+    a, b, c = (Architecture.from_index(i, "nb201") for i in (1, 2, 3))
+    first = evaluator.evaluate(a)
+    assert evaluator.evaluate(a) is first
+    evaluator.evaluate(b)
+    assert evaluator.exhausted
+    assert evaluator.evaluate(b).arch == str(b)  # cached after the budget: still served
+    with pytest.raises(BudgetExhausted):
+        evaluator.evaluate(c)
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+def test_resume_after_interruption_equals_uninterrupted(strategy, shared_data, tmp_path):
+    config = nb201_config(shared_data, strategy, budget=60)
+    whole = run_search(config, tmp_path / "whole")
+
+    def stop_at(done: int, total: int) -> None:
+        if done >= 25:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run_search(config, tmp_path / "cut", progress=stop_at)
+    assert not (tmp_path / "cut" / "evaluations.parquet").exists()
+    resumed = run_search(config, tmp_path / "cut")
+    assert resumed.replayed >= 25
+    columns = ["step", "arch", "accuracy", "latency_ms", "reward", "feasible"]
+    pd.testing.assert_frame_equal(resumed.evaluations[columns], whole.evaluations[columns])
+    pd.testing.assert_frame_equal(resumed.pareto[columns], whole.pareto[columns])
+
+
+def test_run_folder_contents(shared_data, tmp_path):
+    result = run_search(nb201_config(shared_data, "ppo", budget=30), tmp_path / "run")
+    names = {p.name for p in result.out.iterdir()}
+    assert {
+        "config.json",
+        "evaluations.jsonl",
+        "evaluations.parquet",
+        "pareto.parquet",
+        "pareto.png",
+        "controller.zip",
+    } <= names
+    frame = pd.read_parquet(result.out / "evaluations.parquet")
+    assert {"arch", "accuracy", "latency_ms", "params", "macs", "reward", "feasible"} <= set(
+        frame.columns
+    )
+    assert (frame["params"] > 0).all() and (frame["macs"] > 0).all()
+    from sb3_contrib import MaskablePPO
+
+    assert MaskablePPO.load(result.out / "controller.zip", device="cpu").policy is not None
+
+
+def test_other_settings_in_same_folder_refused(shared_data, tmp_path):
+    run_search(nb201_config(shared_data, "random", budget=10), tmp_path / "run")
+    with pytest.raises(RlnasError, match="holds a run with other settings \\(budget\\)"):
+        run_search(nb201_config(shared_data, "random", budget=20), tmp_path / "run")
+
+
+def test_pareto_front():
+    frame = pd.DataFrame(
+        {"latency_ms": [1.0, 2.0, 3.0, 2.5, 0.5], "accuracy": [0.5, 0.7, 0.9, 0.6, 0.4]}
+    )
+    front = pareto_front(frame)
+    assert list(front["latency_ms"]) == [0.5, 1.0, 2.0, 3.0]
+
+
+def test_unknown_strategy():
+    with pytest.raises(RlnasError, match="Did you mean 'evolution'"):
+        get_strategy("evolutoin")
+
+
+def test_train_controller_cli_on_shipped_table(tmp_path):
+    result = CliRunner().invoke(
+        app,
+        ["train-controller", "--latency-ms", "5", "--budget", "12", "--out", str(tmp_path / "run")],
+    )
+    assert result.exit_code == 0, result.output
+    assert "12 architectures evaluated" in result.output
+    assert (tmp_path / "run" / "pareto.png").exists()
+
+
+def test_search_cli_unknown_device_one_line(tmp_path):
+    result = CliRunner().invoke(
+        app,
+        [
+            "search",
+            "--latency-ms",
+            "5",
+            "--device",
+            "t4",
+            "--precision",
+            "fp16",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "rlnas profile --device t4" in result.stderr
