@@ -10,7 +10,7 @@ import fnmatch
 from dataclasses import dataclass
 
 from rlnas.arch import Architecture
-from rlnas.errors import ArchitectureError, did_you_mean
+from rlnas.errors import ArchitectureError, unknown
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,5 @@ def list_baselines(pattern: str = "*") -> list[str]:
 
 def get_baseline(name: str) -> Baseline:
     if name not in BASELINES:
-        raise ArchitectureError(
-            f"baseline '{name}' doesn't exist; allowed: {', '.join(BASELINES)}."
-            f"{did_you_mean(name, BASELINES)}"
-        )
+        raise ArchitectureError(unknown("baseline", name, BASELINES))
     return BASELINES[name]

@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlnas.errors import DeviceError, did_you_mean
+from rlnas.errors import DeviceError, unknown
 
 DEFAULT_DEVICE = "cpu"
 
@@ -100,10 +100,7 @@ def list_devices() -> list[str]:
 
 def get_device(name: str) -> Device:
     if name not in DEVICES:
-        raise DeviceError(
-            f"device '{name}' doesn't exist; allowed: {', '.join(DEVICES)}."
-            f"{did_you_mean(name, DEVICES)}"
-        )
+        raise DeviceError(unknown("device", name, DEVICES))
     return DEVICES[name]
 
 

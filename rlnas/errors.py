@@ -26,6 +26,13 @@ class DeviceError(RlnasError):
     """A device is unknown, absent, or its backend is not installed."""
 
 
+def unknown(kind: str, name: str, allowed: Iterable[str]) -> str:
+    """The message for a name missing from a registry: the allowed names and the closest."""
+    allowed = list(allowed)
+    hint = did_you_mean(name, allowed)
+    return f"{kind} '{name}' doesn't exist; allowed: {', '.join(allowed)}.{hint}"
+
+
 def did_you_mean(value: str, allowed: Iterable[str]) -> str:
     """Returns " Did you mean 'x'?" for the closest allowed value, or "" if none is close."""
     close = difflib.get_close_matches(value, list(allowed), n=1)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlnas.data import Batch
-from rlnas.errors import RlnasError, did_you_mean
+from rlnas.errors import RlnasError, unknown
 from rlnas.network import count_params
 
 ProxyFn = Callable[[nn.Module, Batch], float]
@@ -68,15 +68,26 @@ def list_proxies(pattern: str = "*") -> list[str]:
 
 def get_proxy(name: str) -> Proxy:
     if name not in PROXIES:
-        raise ProxyError(
-            f"proxy '{name}' doesn't exist; allowed: {', '.join(PROXIES)}."
-            f"{did_you_mean(name, PROXIES)}"
-        )
+        raise ProxyError(unknown("proxy", name, PROXIES))
     return PROXIES[name]
 
 
 def _weighted_layers(net: nn.Module) -> list[nn.Conv2d | nn.Linear]:
     return [m for m in net.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+
+
+def _layer_sum(
+    net: nn.Module, metric: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+) -> float:
+    """Sum of `metric(weight, gradient)` over the convolution and linear layers."""
+    with torch.no_grad():
+        return float(
+            sum(
+                metric(layer.weight, layer.weight.grad)
+                for layer in _weighted_layers(net)
+                if layer.weight.grad is not None
+            )
+        )
 
 
 def _loss_gradients(net: nn.Module, batch: Batch) -> nn.Module:
@@ -105,14 +116,7 @@ def synflow(net: nn.Module, batch: Batch) -> float:
     net.zero_grad()
     ones = torch.ones((1, *batch.x.shape[1:]), dtype=torch.float64)
     net(ones).sum().backward()
-    with torch.no_grad():
-        return float(
-            sum(
-                (layer.weight * layer.weight.grad).abs().sum()
-                for layer in _weighted_layers(net)
-                if layer.weight.grad is not None
-            )
-        )
+    return _layer_sum(net, lambda w, g: (w * g).abs().sum())
 
 
 def _remove_batch_norm(net: nn.Module) -> None:
@@ -130,15 +134,7 @@ def _remove_batch_norm(net: nn.Module) -> None:
 )
 def grad_norm(net: nn.Module, batch: Batch) -> float:
     """Sum over layers of the Euclidean norm of the loss gradient of the layer's weights."""
-    net = _loss_gradients(net, batch)
-    with torch.no_grad():
-        return float(
-            sum(
-                layer.weight.grad.norm()
-                for layer in _weighted_layers(net)
-                if layer.weight.grad is not None
-            )
-        )
+    return _layer_sum(_loss_gradients(net, batch), lambda w, g: g.norm())
 
 
 @register_proxy(
@@ -149,15 +145,7 @@ def grad_norm(net: nn.Module, batch: Batch) -> float:
 )
 def snip(net: nn.Module, batch: Batch) -> float:
     """Sum over weights of the connection sensitivity |theta * dL/dtheta|."""
-    net = _loss_gradients(net, batch)
-    with torch.no_grad():
-        return float(
-            sum(
-                (layer.weight * layer.weight.grad).abs().sum()
-                for layer in _weighted_layers(net)
-                if layer.weight.grad is not None
-            )
-        )
+    return _layer_sum(_loss_gradients(net, batch), lambda w, g: (w * g).abs().sum())
 
 
 @register_proxy(

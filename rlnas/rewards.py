@@ -16,7 +16,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-from rlnas.errors import RlnasError, did_you_mean
+from rlnas.errors import RlnasError, unknown
 
 REWARD_MODES = ("mnas", "tunas", "hard")
 
@@ -43,10 +43,7 @@ class RewardConfig:
 
     def __post_init__(self) -> None:
         if self.mode not in REWARD_MODES:
-            raise RlnasError(
-                f"reward mode '{self.mode}' doesn't exist; allowed: {', '.join(REWARD_MODES)}."
-                f"{did_you_mean(self.mode, REWARD_MODES)}"
-            )
+            raise RlnasError(unknown("reward mode", self.mode, REWARD_MODES))
         if not self.target_ms > 0:
             raise RlnasError(f"the latency target must be > 0 ms, got {self.target_ms}")
         if self.memory_bytes is not None and not self.memory_bytes > 0:

@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from rlnas.arch import Architecture
+from rlnas.costs import AdditiveCost
+from rlnas.counts import layer_macs, layer_params
 from rlnas.data import load_data, make_batch
-from rlnas.errors import did_you_mean
+from rlnas.errors import unknown
 from rlnas.network import build_network
 from rlnas.normalize import Normalizer
 from rlnas.proxies import PROXIES, ProxyError, get_proxy
@@ -75,10 +77,7 @@ class ProxyScorer:
         self.space = get_space(space)
         self.config = config = config or ProxyConfig()
         if config.proxy not in proxy_names():
-            raise ProxyError(
-                f"proxy '{config.proxy}' doesn't exist; allowed: {', '.join(proxy_names())}."
-                f"{did_you_mean(config.proxy, proxy_names())}"
-            )
+            raise ProxyError(unknown("proxy", config.proxy, proxy_names()))
         self.members = ENSEMBLE if config.proxy == "ensemble" else (config.proxy,)
         data = load_data(config.data) if config.data is not None else None
         if data is None and any(get_proxy(m).needs_data for m in self.members):
@@ -94,6 +93,11 @@ class ProxyScorer:
         self.cache = ScoreCache(config.cache)
         self.computed = 0
         self._normalizers: dict[str, Normalizer] = {}
+        # params and flops have closed forms per layer: no network needs to be built.
+        self._closed_forms = {
+            "params": AdditiveCost(self.space, self.space.resolution, layer_params),
+            "flops": AdditiveCost(self.space, config.resolution, layer_macs),
+        }
 
     def key(self, arch: Architecture, proxy: str) -> ScoreKey:
         """The cache key of one raw score."""
@@ -105,7 +109,12 @@ class ProxyScorer:
     def raw(self, arch: Architecture, proxies: Sequence[str] | None = None) -> dict[str, float]:
         """Raw values of the given proxies (default: this scorer's members), cached."""
         proxies = list(proxies or self.members)
-        values = {p: self.cache.get(self.key(arch, p)) for p in proxies}
+        values: dict[str, float | None] = {
+            p: self._closed_forms[p].total(arch.choices)
+            if p in self._closed_forms
+            else self.cache.get(self.key(arch, p))
+            for p in proxies
+        }
         missing = [p for p, v in values.items() if v is None]
         if missing:
             import torch

@@ -6,10 +6,10 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-import rlnas.envs  # noqa: F401  (registers the environments)
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
+import rlnas.envs  # noqa: F401  (registers the environments)
 from rlnas.arch import Architecture
 from rlnas.errors import RlnasError
 from rlnas.evaluate import Evaluator

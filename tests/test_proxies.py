@@ -190,3 +190,14 @@ def test_image_folder(tmp_path):
     assert torch.equal(batch.x, again.x)
     with pytest.raises(DataError, match="a batch needs 8"):
         make_batch(data, 8, 16, seed=1, num_classes=2)
+
+
+@pytest.mark.parametrize("name", ["params", "flops"])
+def test_closed_form_proxies_equal_built_networks(name):
+    scorer = ProxyScorer("mobilenet", ProxyConfig(proxy=name))
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        arch = Architecture.sample(rng, "mobilenet")
+        batch = make_batch(None, 1, scorer.config.resolution, 0, 1000)
+        built = PROXIES[name].fn(build_network(arch, scorer.config.resolution), batch)
+        assert scorer.raw(arch)[name] == built

@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 from torch import nn
 
-from rlnas.errors import DeviceError, did_you_mean
+from rlnas.errors import DeviceError, did_you_mean, unknown
 from rlnas.network import export_onnx
 
 BACKENDS: dict[str, str] = {
@@ -106,10 +106,7 @@ def get_backend(name: str, threads: int = 1) -> Backend:
         DeviceError: The name is unknown or its vendor package is not installed.
     """
     if name not in BACKENDS:
-        raise DeviceError(
-            f"backend '{name}' doesn't exist; allowed: {', '.join(BACKENDS)}."
-            f"{did_you_mean(name, BACKENDS)}"
-        )
+        raise DeviceError(unknown("backend", name, BACKENDS))
     return _backend_class(name)(threads=threads)
 
 

@@ -12,7 +12,7 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
-from rlnas.errors import RlnasError, did_you_mean
+from rlnas.errors import RlnasError, unknown
 from rlnas.evaluate import Evaluator
 from rlnas.space import Space
 
@@ -55,10 +55,7 @@ class Strategy(ABC):
 
 def get_strategy(name: str) -> type[Strategy]:
     if name not in STRATEGIES:
-        raise RlnasError(
-            f"strategy '{name}' doesn't exist; allowed: {', '.join(STRATEGIES)}."
-            f"{did_you_mean(name, STRATEGIES)}"
-        )
+        raise RlnasError(unknown("strategy", name, STRATEGIES))
     module_name, class_name = STRATEGIES[name].split(":")
     cls: type[Strategy] = getattr(importlib.import_module(module_name), class_name)
     return cls
