@@ -231,8 +231,6 @@ def predict(
     ] = None,
 ) -> None:
     """Predict architectures' latency on a device from its lookup table."""
-    import time
-
     from rlnas.arch import Architecture
     from rlnas.baselines import get_baseline
     from rlnas.network import build_network, count_params
@@ -254,19 +252,17 @@ def predict(
             if path not in tables:
                 tables[path] = load_table(path)
             loaded = tables[path]
-            start = time.perf_counter()
             latency = loaded.predict_ms(target)
-            lookup_us = (time.perf_counter() - start) * 1e6
             params = count_params(build_network(target, res))
-            rows.append((label, target.space.name, path.stem, latency, lookup_us, params))
+            rows.append((label, target.space.name, path.stem, latency, params))
     except RlnasError as exc:
         raise _fail(exc) from None
     out = Table(title=f"predicted latency on {device} ({precision})")
-    for column in ("architecture", "space", "table", "predicted ms", "lookup us", "params"):
+    for column in ("architecture", "space", "table", "predicted ms", "params"):
         out.add_column(column)
-    for label, space_name, stem, latency, lookup_us, params in rows:
+    for label, space_name, stem, latency, params in rows:
         shown = label if len(label) <= 40 else label[:37] + "..."
-        out.add_row(shown, space_name, stem, f"{latency:.3f}", f"{lookup_us:.0f}", f"{params:,}")
+        out.add_row(shown, space_name, stem, f"{latency:.3f}", f"{params:,}")
     console.print(out)
 
 
@@ -309,16 +305,18 @@ def _search(strategy: str, out: Path | None, **settings: object) -> None:
     except RlnasError as exc:
         raise _fail(exc) from None
     frame = result.evaluations
-    feasible = frame[frame["feasible"]]
-    best = feasible.sort_values("accuracy").iloc[-1] if len(feasible) else None
+    within = frame[frame["feasible"] & (frame["latency_ms"] <= config.latency_ms)]
+    best = within.sort_values("accuracy").iloc[-1] if len(within) else None
     typer.echo(
         f"run folder {result.out}: {len(frame)} architectures evaluated"
         + (f" ({result.replayed} reused from the interrupted run)" if result.replayed else "")
     )
     typer.echo(f"Pareto front: {len(result.pareto)} architectures (pareto.parquet, pareto.png)")
-    if best is not None:
+    if best is None:
+        typer.echo(f"no architecture within {config.latency_ms:g} ms was found")
+    else:
         typer.echo(
-            f"most accurate feasible: score {best['accuracy']:.4f}, "
+            f"most accurate within {config.latency_ms:g} ms: score {best['accuracy']:.4f}, "
             f"{best['latency_ms']:.3f} ms, {best['params']:,} params: {best['arch']}"
         )
 

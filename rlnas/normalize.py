@@ -8,8 +8,14 @@ its position in that sample:
     z = sign(v) * log10(1 + |v|)          (monotone, tames the magnitude)
     score = interp(z, sorted reference z, levels 1/(n+1) ... n/(n+1))
 
-The map is monotone non-decreasing, bounded in [1/(n+1), n/(n+1)], and fixed
-for the whole search, so scores of architectures seen early and late compare;
+Beyond the reference range the remaining 1/(n+1) at each end is approached
+exponentially, `1/(n+1) * exp(-d / s)` from the bound, d the distance past the
+reference extreme and s the reference's standard deviation of z: a search that
+moves past every random architecture (it should) still sees which of its
+architectures are better, instead of a flat top score.
+
+The map is monotone, bounded in [0, 1], and fixed for the whole search, so
+scores of architectures seen early and late compare; inside the reference range
 a score reads as "better than this share of random architectures". The
 environment and the rewards only ever see these scores.
 """
@@ -50,10 +56,15 @@ class Normalizer:
         return cls(tuple(float(v) for v in np.sort(signed_log(values))))
 
     def __call__(self, raw: np.ndarray | float) -> np.ndarray:
-        """Scores in (0, 1); non-finite raw values (overflow, dead nets) map to the bounds."""
+        """Scores in [0, 1]; NaN (a failed score) maps to 0, +inf (overflow) to 1."""
         raw = np.asarray(raw, dtype=np.float64)
-        n = len(self.reference)
-        levels = np.arange(1, n + 1) / (n + 1)
-        z = signed_log(np.nan_to_num(raw, nan=-np.inf))
-        z = np.clip(z, -1e300, 1e300)
-        return np.interp(z, np.asarray(self.reference), levels)
+        reference = np.asarray(self.reference)
+        n = len(reference)
+        tail = 1.0 / (n + 1)
+        scale = max(float(reference.std()), 1e-12)
+        with np.errstate(invalid="ignore", over="ignore"):
+            z = signed_log(np.nan_to_num(raw, nan=-np.inf, posinf=np.inf, neginf=-np.inf))
+            inside = np.interp(z, reference, np.arange(1, n + 1) * tail)
+            above = 1.0 - tail * np.exp(-(z - reference[-1]) / scale)
+            below = tail * np.exp(-(reference[0] - z) / scale)
+        return np.where(z > reference[-1], above, np.where(z < reference[0], below, inside))

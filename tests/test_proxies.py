@@ -123,12 +123,13 @@ def test_ensemble_is_mean_of_normalised_members(shared_data):
 
 def test_normalizer_bounded_monotone():
     norm = Normalizer.fit([1e30, 1e40, 1e50, 1e60])
-    values = norm(np.array([0.0, 1e30, 1e45, 1e60, 1e300, np.inf, np.nan]))
-    assert np.all((values > 0) & (values < 1))
-    assert np.all(np.diff(values[:5]) >= 0)
-    assert values[1] < values[2] < values[3]
-    assert values[5] == values[4]  # overflow ranks at the top
-    assert values[6] == values[0]  # a failed score ranks at the bottom
+    values = norm(np.array([0.0, 1e29, 1e30, 1e45, 1e60, 1e61, 1e70, np.inf, np.nan]))
+    assert np.all((values >= 0) & (values <= 1))
+    assert np.all(np.diff(values[:7]) > 0)  # strictly increasing, also past the reference
+    assert values[3] == pytest.approx(0.5)  # between the 2nd and 3rd of 4 reference values
+    assert 0.8 < values[5] < values[6] < 1.0  # beyond the best reference: still ordered
+    assert values[7] == 1.0  # overflow ranks at the top
+    assert values[8] == 0.0  # a failed score ranks at the bottom
     negative = Normalizer.fit([-5000.0, -300.0, -60.0])
     assert negative(-4000.0) < negative(-100.0)
     with pytest.raises(Exception, match="at least 2 finite"):
