@@ -2,6 +2,7 @@
 
 Usage:
     python scripts/bench_stability.py [--device cpu] [--precision fp32] [--entries 50] [--seed 0]
+        [--min-runs 15] [--min-time-ms 60]
 
 A seeded sample of the default space's unique layers (224x224, batch 1,
 1 thread) is timed in one pass, then all again in a second pass, with the
@@ -29,13 +30,15 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--entries", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--min-runs", type=int, default=TimingConfig.min_runs)
+    parser.add_argument("--min-time-ms", type=float, default=TimingConfig.min_time_ms)
     args = parser.parse_args()
 
     keys = enumerate_layers("mobilenet", 224)
     rng = np.random.default_rng(args.seed)
     sample = [keys[i] for i in rng.choice(len(keys), args.entries, replace=False)]
     backend = get_backend(get_device(args.device).backend, threads=1)
-    config = TimingConfig()
+    config = TimingConfig(min_runs=args.min_runs, min_time_ms=args.min_time_ms)
     passes = []
     for _ in range(2):
         medians = []
