@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rlnas.errors import LayerError
-from rlnas.layers import LayerKey, _stem_layers, _tail_layers, cell_edge_layer, cell_frame, out_size
+from rlnas.layers import LayerKey, cell_edge_layer, cell_frame, out_size, stem_layers, tail_layers
 from rlnas.space import CellSpace, MacroSpace, Space
 
 LayerCost = Callable[[LayerKey], float]
@@ -51,87 +51,56 @@ class AdditiveCost:
         self.deps: list[tuple[int, ...]] = [()] * n
         self.tables: list[list[Any]] = [[] for _ in range(n)]
         acts = space.activations
-        self.tables[0] = [
-            self.fixed + sum(cost(k) for k in _stem_layers(space, act, self.resolution)[0])
-            for act in acts
-        ]
-        r = _stem_layers(space, acts[0], self.resolution)[1]
-        position = 1
+        stems = [stem_layers(space, act, self.resolution) for act in acts]
+        self.tables[0] = [self.fixed + sum(cost(k) for k in keys) for keys, _ in stems]
+        size = stems[0][1]
+
+        def slot(act: str, cin: int, width: int, size: int, stride: int) -> list[float]:
+            """Cost of each block choice of one slot (skip, where allowed, is last and free)."""
+            return [
+                cost(LayerKey(b.op, cin, width, size, size, b.kernel, stride, b.expand, b.se, act))
+                for b in space.blocks
+            ]
+
+        position, prev_position = 1, None
         prev_widths: tuple[int, ...] = (space.stem_width,)
-        prev_width_pos: int | None = None
         for number, stage in enumerate(space.stages):
-            width_pos = position
-            last = number == len(space.stages) - 1
-            if last:
+            width_position, first = position, position + 1
+            size_out = out_size(size, stage.stride)
+            self.tables[width_position] = [0.0] * len(stage.widths)
+            if number == len(space.stages) - 1:
                 # The head and classifier follow the last stage: fixed once its width is known.
-                r_end = r
-                for s in space.stages[number:]:
-                    r_end = out_size(r_end, s.stride)
-                self.deps[width_pos] = (0,)
-                self.tables[width_pos] = [
-                    [sum(cost(k) for k in _tail_layers(space, w, act, r_end)) for w in stage.widths]
+                self.deps[width_position] = (0,)
+                self.tables[width_position] = [
+                    [
+                        sum(cost(k) for k in tail_layers(space, w, act, size_out))
+                        for w in stage.widths
+                    ]
+                    for act in acts
+                ]
+            # The first slot changes width and stride: it depends on the previous stage's width.
+            if prev_position is None:
+                self.deps[first] = (0, width_position)
+                self.tables[first] = [
+                    [slot(act, prev_widths[0], w, size, stage.stride) for w in stage.widths]
                     for act in acts
                 ]
             else:
-                self.deps[width_pos] = ()
-                self.tables[width_pos] = [0.0] * len(stage.widths)
-            for slot in range(stage.slots):
-                p = width_pos + 1 + slot
-                stride = stage.stride if slot == 0 else 1
-                r_in = r if slot == 0 else out_size(r, stage.stride)
-                if slot == 0:
-                    cins_pos = prev_width_pos
-                    self.deps[p] = (
-                        (0, cins_pos, width_pos) if cins_pos is not None else (0, width_pos)
-                    )
-                    per_act = []
-                    for act in acts:
-                        per_cin = []
-                        for cin in prev_widths:
-                            per_cin.append(
-                                [
-                                    [
-                                        cost(
-                                            LayerKey(
-                                                b.op,
-                                                cin,
-                                                w,
-                                                r_in,
-                                                r_in,
-                                                b.kernel,
-                                                stride,
-                                                b.expand,
-                                                b.se,
-                                                act,
-                                            )
-                                        )
-                                        for b in space.blocks
-                                    ]
-                                    for w in stage.widths
-                                ]
-                            )
-                        per_act.append(per_cin if cins_pos is not None else per_cin[0])
-                    self.tables[p] = per_act
-                else:
-                    self.deps[p] = (0, width_pos)
-                    self.tables[p] = [
-                        [
-                            [
-                                cost(
-                                    LayerKey(
-                                        b.op, w, w, r_in, r_in, b.kernel, 1, b.expand, b.se, act
-                                    )
-                                )
-                                for b in space.blocks
-                            ]
-                            + [0.0]  # skip costs nothing
-                            for w in stage.widths
-                        ]
-                        for act in acts
+                self.deps[first] = (0, prev_position, width_position)
+                self.tables[first] = [
+                    [
+                        [slot(act, cin, w, size, stage.stride) for w in stage.widths]
+                        for cin in prev_widths
                     ]
-            r = out_size(r, stage.stride)
-            prev_widths, prev_width_pos = stage.widths, width_pos
-            position = width_pos + 1 + stage.slots
+                    for act in acts
+                ]
+            for p in range(first + 1, first + stage.slots):
+                self.deps[p] = (0, width_position)
+                self.tables[p] = [
+                    [[*slot(act, w, w, size_out, 1), 0.0] for w in stage.widths] for act in acts
+                ]
+            size, prev_widths, prev_position = size_out, stage.widths, width_position
+            position = first + stage.slots
 
     def _cell(self, space: CellSpace, cost: LayerCost) -> None:
         front, head, stages = cell_frame(space, self.resolution)

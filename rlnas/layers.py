@@ -132,7 +132,7 @@ def _check_resolution(space: Space, resolution: int | None) -> int:
 # Macro spaces
 
 
-def _stem_layers(space: MacroSpace, act: str, resolution: int) -> tuple[list[LayerKey], int]:
+def stem_layers(space: MacroSpace, act: str, resolution: int) -> tuple[list[LayerKey], int]:
     r = resolution
     keys = [
         LayerKey("conv", 3, space.stem_width, r, r, space.stem_kernel, space.stem_stride, act=act)
@@ -144,7 +144,7 @@ def _stem_layers(space: MacroSpace, act: str, resolution: int) -> tuple[list[Lay
     return keys, r
 
 
-def _tail_layers(space: MacroSpace, cin: int, act: str, r: int) -> list[LayerKey]:
+def tail_layers(space: MacroSpace, cin: int, act: str, r: int) -> list[LayerKey]:
     keys = []
     if space.head_width:
         keys.append(LayerKey("conv", cin, space.head_width, r, r, 1, 1, act=act))
@@ -155,7 +155,7 @@ def _tail_layers(space: MacroSpace, cin: int, act: str, r: int) -> list[LayerKey
 
 def _macro_layers(space: MacroSpace, choices: tuple[int, ...], resolution: int) -> list[LayerKey]:
     act = space.activation(choices)
-    keys, r = _stem_layers(space, act, resolution)
+    keys, r = stem_layers(space, act, resolution)
     cin = space.stem_width
     for stage, (width, blocks) in zip(space.stages, space.stage_choices(choices), strict=True):
         for slot, block in enumerate(blocks):
@@ -168,13 +168,13 @@ def _macro_layers(space: MacroSpace, choices: tuple[int, ...], resolution: int) 
                 )
             )
             r, cin = out_size(r, stride), width
-    return keys + _tail_layers(space, cin, act, r)
+    return keys + tail_layers(space, cin, act, r)
 
 
 def _macro_enumerate(space: MacroSpace, resolution: int) -> set[LayerKey]:
     keys: set[LayerKey] = set()
     for act in space.activations:
-        stem, r = _stem_layers(space, act, resolution)
+        stem, r = stem_layers(space, act, resolution)
         keys.update(stem)
         cins: tuple[int, ...] = (space.stem_width,)
         for stage in space.stages:
@@ -195,7 +195,7 @@ def _macro_enumerate(space: MacroSpace, resolution: int) -> set[LayerKey]:
                     )
             cins = stage.widths
         for cin in cins:
-            keys.update(_tail_layers(space, cin, act, r))
+            keys.update(tail_layers(space, cin, act, r))
     return keys
 
 
