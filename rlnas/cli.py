@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -283,14 +287,50 @@ FileOpt = Annotated[Path | None, typer.Option(help="Benchmark file (.parquet/.cs
 ColumnOpt = Annotated[str | None, typer.Option(help="Column of that file.")]
 
 
-def _search(strategy: str, out: Path | None, **settings: object) -> None:
+@app.command()
+def search(
+    latency_ms: LatencyMs,
+    strategy: Annotated[str, typer.Option(help="ppo, random or evolution.")] = "random",
+    device: DeviceOpt = "cpu",
+    precision: PrecisionOpt = "fp32",
+    space: SpaceOpt = "mobilenet",
+    reward: RewardOpt = "mnas",
+    proxy: ProxyOpt = "synflow",
+    data: DataOpt = None,
+    budget: BudgetOpt = 1000,
+    seed: SeedOpt = 0,
+    out: OutOpt = None,
+    table: TableOpt = None,
+    memory_mb: MemoryOpt = None,
+    accuracy_file: FileOpt = None,
+    accuracy_column: ColumnOpt = None,
+    latency_file: FileOpt = None,
+    latency_column: ColumnOpt = None,
+) -> None:
+    """Search with a strategy: ppo (the controller), random or evolution; writes a run folder."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from rlnas.run import SearchConfig, run_search
 
-    accuracy_column = settings.pop("accuracy_column") or "cifar10_test_acc"
     try:
-        config = SearchConfig(strategy=strategy, accuracy_column=accuracy_column, **settings)  # type: ignore[arg-type]
+        config = SearchConfig(
+            latency_ms=latency_ms,
+            strategy=strategy,
+            device=device,
+            precision=precision,
+            space=space,
+            reward=reward,
+            proxy=proxy,
+            data=data,
+            budget=budget,
+            seed=seed,
+            table=table,
+            memory_mb=memory_mb,
+            accuracy_file=accuracy_file,
+            accuracy_column=accuracy_column or "cifar10_test_acc",
+            latency_file=latency_file,
+            latency_column=latency_column,
+        )
         with Progress(
             BarColumn(),
             MofNCompleteColumn(),
@@ -321,87 +361,32 @@ def _search(strategy: str, out: Path | None, **settings: object) -> None:
         )
 
 
-@app.command("train-controller")
-def train_controller(
-    latency_ms: LatencyMs,
-    device: DeviceOpt = "cpu",
-    precision: PrecisionOpt = "fp32",
-    space: SpaceOpt = "mobilenet",
-    reward: RewardOpt = "mnas",
-    proxy: ProxyOpt = "synflow",
-    data: DataOpt = None,
-    budget: BudgetOpt = 1000,
-    seed: SeedOpt = 0,
-    out: OutOpt = None,
-    table: TableOpt = None,
-    memory_mb: MemoryOpt = None,
-    accuracy_file: FileOpt = None,
-    accuracy_column: ColumnOpt = None,
-    latency_file: FileOpt = None,
-    latency_column: ColumnOpt = None,
-) -> None:
-    """Train the PPO controller on a device's latency table; writes a run folder."""
-    _search(
-        "ppo",
-        out,
-        latency_ms=latency_ms,
-        device=device,
-        precision=precision,
-        space=space,
-        reward=reward,
-        proxy=proxy,
-        data=data,
-        budget=budget,
-        seed=seed,
-        table=table,
-        memory_mb=memory_mb,
-        accuracy_file=accuracy_file,
-        accuracy_column=accuracy_column,
-        latency_file=latency_file,
-        latency_column=latency_column,
+def _controller_command() -> Callable[..., None]:
+    """`search` with the strategy fixed to ppo (same options, same run folder)."""
+    signature = inspect.signature(search)
+    hints = typing.get_type_hints(search, include_extras=True)
+    parameters = [
+        p.replace(annotation=hints[p.name])
+        for p in signature.parameters.values()
+        if p.name != "strategy"
+    ]
+
+    @functools.wraps(search)
+    def train_controller(**settings: Any) -> None:
+        search(strategy="ppo", **settings)
+
+    train_controller.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=parameters, return_annotation=None
     )
+    del train_controller.__wrapped__
+    train_controller.__annotations__ = {p.name: p.annotation for p in parameters}
+    return train_controller
 
 
-@app.command()
-def search(
-    latency_ms: LatencyMs,
-    strategy: Annotated[str, typer.Option(help="ppo, random or evolution.")] = "random",
-    device: DeviceOpt = "cpu",
-    precision: PrecisionOpt = "fp32",
-    space: SpaceOpt = "mobilenet",
-    reward: RewardOpt = "mnas",
-    proxy: ProxyOpt = "synflow",
-    data: DataOpt = None,
-    budget: BudgetOpt = 1000,
-    seed: SeedOpt = 0,
-    out: OutOpt = None,
-    table: TableOpt = None,
-    memory_mb: MemoryOpt = None,
-    accuracy_file: FileOpt = None,
-    accuracy_column: ColumnOpt = None,
-    latency_file: FileOpt = None,
-    latency_column: ColumnOpt = None,
-) -> None:
-    """Search with a strategy (same budget and run folder as train-controller)."""
-    _search(
-        strategy,
-        out,
-        latency_ms=latency_ms,
-        device=device,
-        precision=precision,
-        space=space,
-        reward=reward,
-        proxy=proxy,
-        data=data,
-        budget=budget,
-        seed=seed,
-        table=table,
-        memory_mb=memory_mb,
-        accuracy_file=accuracy_file,
-        accuracy_column=accuracy_column,
-        latency_file=latency_file,
-        latency_column=latency_column,
-    )
+app.command(
+    "train-controller",
+    help="Train the PPO controller on a device's latency table; writes a run folder.",
+)(_controller_command())
 
 
 tables_app = typer.Typer(help="List, show and check lookup tables.", no_args_is_help=True)
