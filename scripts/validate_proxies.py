@@ -100,13 +100,22 @@ def main() -> None:
         f"scored now: {len(todo)} in {elapsed:.0f} s with {args.workers} workers; "
         f"ensemble = mean normalised {' + '.join(ENSEMBLE)}\n"
     )
-    print("| proxy | Spearman | Kendall | published Spearman (all cells) |")
-    print("| --- | --- | --- | --- |")
+    print(
+        "| proxy | Spearman | 95% bootstrap interval | Kendall | published Spearman (all cells) |"
+    )
+    print("| --- | --- | --- | --- | --- |")
+    resamples = np.random.default_rng(args.seed).integers(0, len(archs), (1000, len(archs)))
     for proxy, values in rows.items():
+        values = np.asarray(values)
         rho = stats.spearmanr(values, accuracy).statistic
         tau = stats.kendalltau(values, accuracy).statistic
+        boot = [stats.spearmanr(values[i], accuracy[i]).statistic for i in resamples]
+        low, high = np.percentile(boot, [2.5, 97.5])
         published = PUBLISHED.get(proxy)
-        print(f"| {proxy} | {rho:.3f} | {tau:.3f} | {published if published else '-'} |")
+        print(
+            f"| {proxy} | {rho:.3f} | [{low:.3f}, {high:.3f}] | {tau:.3f} "
+            f"| {published if published else '-'} |"
+        )
 
 
 if __name__ == "__main__":
