@@ -230,18 +230,24 @@ def _read_existing(out: Path, identity: dict) -> dict[LayerKey, dict]:
 
 def plan_profile(config: ProfileConfig) -> ProfilePlan:
     """What `profile(config)` would measure, without measuring or writing anything."""
+    return _plan(config)[0]
+
+
+def _plan(config: ProfileConfig) -> tuple[ProfilePlan, dict[LayerKey, dict], dict]:
+    """The plan, the rows already measured, and the identity a resumed file must match."""
     device, precision = _resolve(config)
     space = get_space(config.space)
     resolution = config.resolution or space.resolution
     keys = enumerate_layers(space, resolution)
     out = Path(config.out) if config.out else _default_out(config, precision)
-    existing = _read_existing(out, _identity(config, precision, space.digest, resolution))
+    identity = _identity(config, precision, space.digest, resolution)
+    existing = _read_existing(out, identity)
     todo = [k for k in keys if k not in existing]
     if config.limit is not None:
         todo = todo[: config.limit]
     rate = SECONDS_PER_LAYER.get((device.backend, precision), 1.0)
     done = sum(k in existing for k in keys)
-    return ProfilePlan(out, len(keys), done, todo, len(todo) * rate)
+    return ProfilePlan(out, len(keys), done, todo, len(todo) * rate), existing, identity
 
 
 def time_workload(
@@ -266,10 +272,8 @@ def profile(
     host = _host(device, config.allow_other_device)
     space = get_space(config.space)
     resolution = config.resolution or space.resolution
-    plan = plan_profile(config)
+    plan, rows, identity = _plan(config)
     out = plan.out
-    identity = _identity(config, precision, space.digest, resolution)
-    rows = _read_existing(out, identity)
     backend = get_backend(device.backend, threads=config.threads)
     check_precision(backend, precision)
     if out.exists():

@@ -130,7 +130,7 @@ def build_evaluator(
     scorer = None
     accuracy: AccuracySource
     if config.accuracy_file is not None:
-        accuracy = BenchmarkAccuracy(config.accuracy_file, config.accuracy_column, space)
+        accuracy = BenchmarkAccuracy(config.accuracy_file, config.accuracy_column)
     else:
         scorer = ProxyScorer(
             space, ProxyConfig(proxy=config.proxy, data=config.data, cache=default_cache_path())
@@ -140,7 +140,7 @@ def build_evaluator(
     if config.latency_file is not None:
         if not config.latency_column:
             raise RlnasError("a latency file needs --latency-column (e.g. pixel3_ms)")
-        latency = BenchmarkLatency(config.latency_file, config.latency_column, space)
+        latency = BenchmarkLatency(config.latency_file, config.latency_column)
     else:
         if config.table is not None:
             path = config.table

@@ -80,7 +80,7 @@ def _read_frame(path: Path) -> pd.DataFrame:
 class _BenchmarkColumn:
     """One numeric column of a benchmark file, keyed by `arch_index` or `arch_str`."""
 
-    def __init__(self, path: Path, column: str, space: Space):
+    def __init__(self, path: Path, column: str):
         frame = _read_frame(Path(path))
         if column not in frame.columns:
             raise RlnasError(
@@ -88,21 +88,20 @@ class _BenchmarkColumn:
                 f"{', '.join(frame.columns)}.{did_you_mean(column, frame.columns)}"
             )
         if "arch_index" in frame.columns:
-            values = np.full(space.size, np.nan)
-            values[frame["arch_index"].to_numpy()] = frame[column].to_numpy(dtype=float)
-            self.by_index: np.ndarray | None = values
-            self.by_str: dict[str, float] = {}
+            self.key = "arch_index"
+            keys = [int(i) for i in frame["arch_index"]]
         elif "arch_str" in frame.columns:
-            self.by_index = None
-            self.by_str = dict(zip(frame["arch_str"], frame[column].astype(float), strict=True))
+            self.key = "arch_str"
+            keys = list(frame["arch_str"])
         else:
             raise RlnasError(f"benchmark file {path} needs an 'arch_index' or 'arch_str' column")
+        self.values: dict[int | str, float] = dict(
+            zip(keys, frame[column].astype(float), strict=True)
+        )
         self.path, self.column = path, column
 
     def value(self, arch: Architecture) -> float:
-        value = (
-            self.by_index[arch.index] if self.by_index is not None else self.by_str.get(str(arch))
-        )
+        value = self.values.get(arch.index if self.key == "arch_index" else str(arch))
         if value is None or not np.isfinite(value):
             raise RlnasError(f"benchmark file {self.path} has no '{self.column}' for {arch}")
         return float(value)
@@ -111,8 +110,8 @@ class _BenchmarkColumn:
 class BenchmarkAccuracy:
     """Accuracy from a benchmark file; percentages are divided by 100."""
 
-    def __init__(self, path: Path, column: str, space: Space):
-        self.column = _BenchmarkColumn(path, column, space)
+    def __init__(self, path: Path, column: str):
+        self.column = _BenchmarkColumn(path, column)
         self.description = f"benchmark {path}:{column}"
 
     def accuracy(self, arch: Architecture) -> float:
@@ -123,8 +122,8 @@ class BenchmarkAccuracy:
 class BenchmarkLatency:
     """Measured end-to-end latency from a benchmark file (no per-decision breakdown)."""
 
-    def __init__(self, path: Path, column: str, space: Space):
-        self.column = _BenchmarkColumn(path, column, space)
+    def __init__(self, path: Path, column: str):
+        self.column = _BenchmarkColumn(path, column)
         self.description = f"benchmark {path}:{column}"
 
     def latency_ms(self, arch: Architecture) -> float:

@@ -31,10 +31,8 @@ def make_evaluator(space_name: str, shared: Path | None, budget: int = 10_000) -
     if space_name == "nb201":
         assert shared is not None
         folder = shared / "nb201"
-        accuracy = BenchmarkAccuracy(
-            folder / "nb201_cifar10_accuracy.parquet", "cifar10_test_acc", space
-        )
-        latency = BenchmarkLatency(folder / "nb201_latency.parquet", "pixel3_ms", space)
+        accuracy = BenchmarkAccuracy(folder / "nb201_cifar10_accuracy.parquet", "cifar10_test_acc")
+        latency = BenchmarkLatency(folder / "nb201_latency.parquet", "pixel3_ms")
         target = 6.44
     else:
         scorer = ProxyScorer(space, ProxyConfig(reference_size=4))

@@ -146,3 +146,17 @@ def test_search_cli_unknown_device_one_line(tmp_path):
     assert result.exit_code == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert "rlnas profile --device t4" in result.stderr
+
+
+def test_benchmark_file_for_a_huge_space(tmp_path):
+    """arch_index-keyed files work for spaces far too large to enumerate (mobilenet)."""
+    from rlnas.sources import BenchmarkAccuracy
+
+    space = get_space("mobilenet")
+    arch = Architecture.sample(__import__("numpy").random.default_rng(0), space)
+    path = tmp_path / "acc.csv"
+    pd.DataFrame({"arch_index": [arch.index], "top1": [76.5]}).to_csv(path, index=False)
+    source = BenchmarkAccuracy(path, "top1")
+    assert source.accuracy(arch) == pytest.approx(0.765)
+    with pytest.raises(RlnasError, match="has no 'top1'"):
+        source.accuracy(Architecture.from_index(0, space))
