@@ -4,11 +4,11 @@ normalised onto (0, 1).
 Defaults and why:
 - proxy `synflow`: the best published rank correlation on NAS-Bench-201
   (0.74), data-free, and the fastest (one float64 forward/backward of one image).
-- resolution 32 px for every space: the proxy's cost grows with pixels, and a
-  default-space network at 224 px takes about a second per proxy on a 2-core
-  CPU against a budget of 0.2 s; 32 px is CIFAR-10's native size, so the
-  shipped data needs no upsampling. Deployment latency always uses the table's
-  own resolution; this setting only changes the accuracy proxy.
+- resolution 32 px for every space: the proxy's cost grows with pixels; synflow on a
+  default-space network takes 0.32 s at 224 px and 0.12 s at 32 px on the project's 2-core
+  CPU (BENCHMARKS.md), against a budget of 0.2 s. 32 px is CIFAR-10's native size, so the
+  shipped data needs no upsampling. Deployment latency always uses the table's own
+  resolution; this setting only changes the accuracy proxy.
 - batch 64 images, seed 0: the batch size of Abdelfattah et al.
 """
 
