@@ -389,6 +389,90 @@ app.command(
 )(_controller_command())
 
 
+RunArg = Annotated[Path, typer.Argument(help="A run folder (written by search/train-controller).")]
+
+
+@app.command("measure")
+def measure_command(
+    run: RunArg,
+    device: Annotated[str, typer.Option(help="Device to measure on.")] = "cpu",
+    precision: Annotated[
+        str | None, typer.Option(help="Precision (default: the run's own).")
+    ] = None,
+    top: Annotated[int, typer.Option(min=0, help="Best candidates to measure (by reward).")] = 5,
+    baselines: Annotated[
+        bool, typer.Option(help="Also measure MobileNetV2, EfficientNet-B0 and ResNet-18.")
+    ] = True,
+    threads: Annotated[int, typer.Option(min=1, help="Intra-op threads (CPU backends).")] = 1,
+    passes: Annotated[int, typer.Option(min=1, help="Timing passes per network.")] = 2,
+) -> None:
+    """Compile and time a run's best candidates and the baselines end to end; write the report."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from rlnas.measure import MeasureConfig, measure_run
+
+    config = MeasureConfig(
+        device=device,
+        precision=precision,
+        top=top,
+        baselines=baselines,
+        threads=threads,
+        passes=passes,
+    )
+    try:
+        with Progress(
+            BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"), console=console
+        ) as bar:
+            task = bar.add_task("", total=None)
+            frame = measure_run(
+                run,
+                config,
+                progress=lambda done, total, name: bar.update(
+                    task, completed=done, total=total, description=name
+                ),
+            )
+    except RlnasError as exc:
+        raise _fail(exc) from None
+    for _, row in frame.sort_values("measured_ms").iterrows():
+        typer.echo(
+            f"{row['name']:>16}  predicted {row['predicted_ms']:7.2f} ms  measured "
+            f"{row['measured_ms']:7.2f} ms  error {row['error_pct']:+6.1f}%  "
+            f"score {row['score']:.3f}"
+        )
+    typer.echo(f"results: {run / 'measured.parquet'}; report: {run / 'report.md'}, report.png")
+
+
+@app.command("report")
+def report_command(run: RunArg) -> None:
+    """Write the report (report.md, report.png) of a measured run."""
+    from rlnas.report import write_report
+
+    try:
+        markdown, figure = write_report(run)
+    except RlnasError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"wrote {markdown} and {figure}")
+
+
+@app.command("export")
+def export_command(
+    run: RunArg,
+    rank: Annotated[int, typer.Option(min=1, help="Rank in the run (1 = best reward).")] = 1,
+    format: Annotated[str, typer.Option("--format", help="onnx, torch (.pt2) or json.")] = "onnx",
+    out: Annotated[
+        Path | None, typer.Option(help="Output file (default: RUN/export/rank<K>.<ext>).")
+    ] = None,
+) -> None:
+    """Export the architecture at a rank of a run as ONNX, a torch.export program or JSON."""
+    from rlnas.export import export_run
+
+    try:
+        path = export_run(run, rank, format, out)
+    except RlnasError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"wrote {path}")
+
+
 tables_app = typer.Typer(help="List, show and check lookup tables.", no_args_is_help=True)
 app.add_typer(tables_app, name="tables")
 
@@ -451,6 +535,8 @@ def tables_show(
     except RlnasError as exc:
         raise _fail(exc) from None
     for key, value in vars(loaded.meta).items():
+        if key == "calibration":
+            value = loaded.calibration.describe() if loaded.calibration else "none"
         typer.echo(f"{key:16} {value}")
     frame = loaded.frame
     typer.echo(f"{'rows':16} {len(frame)} ({int(frame['unstable'].sum())} flagged unstable)")
@@ -481,6 +567,35 @@ def tables_check(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from None
     typer.echo(f"ok: {loaded.path} covers all {len(keys)} layers of space '{target.name}'")
+
+
+@tables_app.command("calibrate")
+def tables_calibrate(
+    name: Annotated[str, typer.Argument(help="Table name (see `tables list`) or file.")],
+    archs: Annotated[int, typer.Option(min=3, help="Random networks to measure end to end.")] = 30,
+    seed: Annotated[int, typer.Option(help="Seed of those networks.")] = 2026,
+) -> None:
+    """Fit a table's prediction to end-to-end measurements here; store it in the table."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from rlnas.measure import calibrate_table
+    from rlnas.table import resolve_table
+
+    try:
+        path = resolve_table(name)
+        with Progress(
+            BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+        ) as bar:
+            task = bar.add_task("", total=archs)
+            result = calibrate_table(
+                path,
+                archs,
+                seed,
+                progress=lambda done, total, arch: bar.update(task, completed=done),
+            )
+    except RlnasError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"{path}: {result.calibration.describe()}")
 
 
 def _duration(seconds: float) -> str:

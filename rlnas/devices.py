@@ -94,6 +94,23 @@ DEVICES: dict[str, Device] = {
 }
 
 
+def measuring_host(device: Device, allow_other: bool = False, action: str = "measure") -> str:
+    """The hardware that will measure, or a DeviceError saying why it cannot."""
+    missing = device.missing()
+    gpus = gpu_names()
+    if missing is not None:
+        other_gpu = device.name == "t4" and gpus and "not installed" not in missing
+        if not (allow_other and other_gpu):
+            hint = " (or --allow-other-device to measure on this GPU)" if other_gpu else ""
+            raise DeviceError(
+                f"cannot {action} device '{device.name}' here: {missing}; search with a shipped "
+                f"table instead (`rlnas tables list`){hint}"
+            )
+    if device.backend in ("tensorrt", "torch-cuda"):
+        return gpus[0] if gpus else "unknown NVIDIA GPU"
+    return cpu_name()
+
+
 def list_devices() -> list[str]:
     return list(DEVICES)
 

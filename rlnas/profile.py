@@ -25,7 +25,7 @@ from torch import nn
 
 from rlnas.backends import Backend, Workload, check_precision, get_backend
 from rlnas.blocks import build_layer, input_shapes
-from rlnas.devices import Device, cpu_name, get_device, gpu_names
+from rlnas.devices import Device, get_device, measuring_host
 from rlnas.errors import DeviceError, did_you_mean
 from rlnas.layers import KEY_FIELDS, LayerKey, enumerate_layers
 from rlnas.space import DEFAULT_SPACE, get_space
@@ -148,23 +148,6 @@ def _resolve(config: ProfileConfig) -> tuple[Device, str]:
     return device, precision
 
 
-def _host(device: Device, allow_other: bool) -> str:
-    """The hardware that will measure, or a DeviceError saying why it cannot."""
-    missing = device.missing()
-    gpus = gpu_names()
-    if missing is not None:
-        other_gpu = device.name == "t4" and gpus and "not installed" not in missing
-        if not (allow_other and other_gpu):
-            hint = " (or --allow-other-device to measure on this GPU)" if other_gpu else ""
-            raise DeviceError(
-                f"cannot profile device '{device.name}' here: {missing}; search with a shipped "
-                f"table instead (`rlnas tables list`){hint}"
-            )
-    if device.backend in ("tensorrt", "torch-cuda"):
-        return gpus[0] if gpus else "unknown NVIDIA GPU"
-    return cpu_name()
-
-
 def _default_out(config: ProfileConfig, precision: str) -> Path:
     space = get_space(config.space)
     resolution = config.resolution or space.resolution
@@ -269,7 +252,7 @@ def profile(
         progress: Called as `progress(done, todo, key)` after each layer.
     """
     device, precision = _resolve(config)
-    host = _host(device, config.allow_other_device)
+    host = measuring_host(device, config.allow_other_device, "profile")
     space = get_space(config.space)
     resolution = config.resolution or space.resolution
     plan, rows, identity = _plan(config)

@@ -226,3 +226,71 @@ def pareto_front(frame: pd.DataFrame) -> pd.DataFrame:
             keep.append(index)
             best = accuracy
     return ordered.loc[keep].reset_index(drop=True)
+
+
+def ranked(frame: pd.DataFrame) -> pd.DataFrame:
+    """Evaluations best first (feasible, then by reward), with a 1-based `rank` column."""
+    order = frame.sort_values(["feasible", "reward", "step"], ascending=[False, False, True])
+    order = order.drop_duplicates("arch").reset_index(drop=True)
+    order.insert(0, "rank", range(1, len(order) + 1))
+    return order
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """A finished run folder, read back.
+
+    Attributes:
+        path: The folder.
+        config: Its search settings.
+        provenance: The rest of config.json (table provenance, sources).
+        evaluations: evaluations.parquet.
+    """
+
+    path: Path
+    config: SearchConfig
+    provenance: dict[str, Any]
+    evaluations: pd.DataFrame
+
+    @classmethod
+    def open(cls, path: Path) -> RunFolder:
+        """Reads a run folder.
+
+        Raises:
+            RlnasError: Not a run folder, or an unfinished one.
+        """
+        path = Path(path)
+        stored = path / "config.json"
+        results = path / "evaluations.parquet"
+        if not stored.is_file():
+            raise RlnasError(
+                f"{path} is not a run folder (no config.json); run `rlnas search` or "
+                "`rlnas train-controller` first"
+            )
+        if not results.is_file():
+            raise RlnasError(
+                f"run {path} has no evaluations.parquet (unfinished?); rerun its search command "
+                "to finish it"
+            )
+        raw = json.loads(stored.read_text())
+        fields = {f.name for f in dataclasses.fields(SearchConfig)}
+        settings = {k: v for k, v in raw.get("search", {}).items() if k in fields}
+        for name in ("data", "table", "accuracy_file", "latency_file"):
+            if settings.get(name) is not None:
+                settings[name] = Path(settings[name])
+        try:
+            config = SearchConfig(**settings)
+        except TypeError as exc:
+            raise RlnasError(f"{stored} does not hold search settings ({exc})") from None
+        provenance = {k: v for k, v in raw.items() if k != "search"}
+        return cls(path, config, provenance, pd.read_parquet(results))
+
+    def candidate(self, rank: int) -> pd.Series:
+        """The evaluation at `rank` (1 = best reward among feasible)."""
+        order = ranked(self.evaluations)
+        if not 1 <= rank <= len(order):
+            raise RlnasError(
+                f"rank {rank} is out of range: run {self.path} has {len(order)} architectures "
+                f"(ranks 1..{len(order)})"
+            )
+        return order.iloc[rank - 1]

@@ -148,7 +148,10 @@ class ProxyScorer:
                 f"architecture of space '{arch.space.name}' given to a scorer of "
                 f"space '{self.space.name}'"
             )
-        raw = self.raw(arch)
+        return self.score_raw(self.raw(arch))
+
+    def score_raw(self, raw: dict[str, float]) -> float:
+        """The score of raw proxy values (the members' keys), on this scorer's scale."""
         return float(np.mean([self.normalizer(p)(raw[p]) for p in self.members]))
 
     def flush(self) -> None:

@@ -5,10 +5,11 @@ columns, then latency statistics. File metadata (all `rlnas.*` keys) says what
 measured it. Reading validates the schema, its version and the metadata, and
 names exactly what is wrong. No pickle anywhere.
 
-Predicted network latency = per-call overhead once + the sum over the
+Raw predicted network latency = per-call overhead once + the sum over the
 network's layers of (layer latency - that layer's own per-call overhead): each
 layer was timed in its own call, so a plain sum would count the overhead of a
-call once per layer.
+call once per layer. A table calibrated against end-to-end measurements
+(`rlnas.calibration`) maps the raw prediction through its calibration.
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rlnas.arch import Architecture
+from rlnas.calibration import Calibration
 from rlnas.costs import AdditiveCost
 from rlnas.errors import RlnasError, did_you_mean
 from rlnas.layers import KEY_FIELDS, LayerKey, arch_layers, enumerate_layers
 from rlnas.space import Space
 
 SCHEMA_VERSION = 1
+# Metadata a table may lack (added after schema 1 was fixed; the rows are unchanged).
+OPTIONAL_META = ("calibration",)
 
 KEY_SCHEMA = pa.schema(
     [
@@ -98,6 +102,7 @@ class TableMeta:
         created: ISO 8601 creation time (UTC).
         rlnas_version: Version of rlnas that wrote it.
         schema_version: Table schema version.
+        calibration: JSON of the end-to-end `Calibration`, or "" if uncalibrated.
     """
 
     device: str
@@ -118,6 +123,7 @@ class TableMeta:
     )
     rlnas_version: str = field(default_factory=lambda: _rlnas_version())
     schema_version: int = SCHEMA_VERSION
+    calibration: str = ""
 
     def to_metadata(self) -> dict[bytes, bytes]:
         return {f"rlnas.{k}".encode(): str(v).encode() for k, v in dataclasses.asdict(self).items()}
@@ -141,6 +147,8 @@ class TableMeta:
             )
         kwargs: dict[str, object] = {}
         for f in dataclasses.fields(cls):
+            if f.name not in values and f.name in OPTIONAL_META:
+                continue
             if f.name not in values:
                 raise TableError(f"{path}: metadata lacks 'rlnas.{f.name}'; rebuild the table")
             text = values[f.name]
@@ -247,6 +255,7 @@ class LatencyTable:
         self.net_latency = np.maximum(
             self.latency - self.frame["overhead_ms"].to_numpy(dtype=np.float64), 0.0
         )
+        self.calibration = Calibration.from_json(meta.calibration)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -275,11 +284,16 @@ class LatencyTable:
         except KeyError:
             raise self.missing_error(self.missing(keys)) from None
 
-    def predict_ms(self, arch: Architecture) -> float:
-        """Predicted end-to-end latency of an architecture at the table's resolution."""
+    def raw_predict_ms(self, arch: Architecture) -> float:
+        """Overhead once plus the layers' latencies without their own overhead; uncalibrated."""
         self.check_space(arch.space)
         rows = self.rows(arch_layers(arch, self.meta.resolution))
         return float(self.meta.overhead_ms + self.net_latency[rows].sum())
+
+    def predict_ms(self, arch: Architecture) -> float:
+        """Predicted end-to-end latency at the table's resolution (calibrated if it can be)."""
+        raw = self.raw_predict_ms(arch)
+        return raw if self.calibration is None else self.calibration.apply(raw)
 
     def cost_model(self, space: Space) -> AdditiveCost:
         """Fast per-decision latency of the space's architectures (see `rlnas.costs`).
@@ -292,8 +306,12 @@ class LatencyTable:
         missing = self.missing(enumerate_layers(space, self.meta.resolution))
         if missing:
             raise self.missing_error(missing)
-        net = {key: float(self.net_latency[row]) for key, row in self.index.items()}
-        return AdditiveCost(space, self.meta.resolution, net.__getitem__, self.meta.overhead_ms)
+        scale, offset = (1.0, 0.0)
+        if self.calibration is not None:
+            scale, offset = self.calibration.scale, self.calibration.offset_ms
+        net = {key: scale * float(self.net_latency[row]) for key, row in self.index.items()}
+        fixed = scale * self.meta.overhead_ms + offset
+        return AdditiveCost(space, self.meta.resolution, net.__getitem__, fixed)
 
     def check_space(self, space: Space, resolution: int | None = None) -> None:
         """Raises TableError unless this table serves `space` at `resolution`."""
@@ -322,6 +340,15 @@ class LatencyTable:
             f"fill them with `{command}`",
             missing,
         )
+
+
+def save_calibration(path: Path, calibration: Calibration | None) -> None:
+    """Stores (or with None removes) a table's calibration; its rows are rewritten unchanged."""
+    table = load_table(path)
+    meta = dataclasses.replace(
+        table.meta, calibration="" if calibration is None else calibration.to_json()
+    )
+    save_table(meta, table.frame, Path(path))
 
 
 def rows_frame(records: list[dict[str, object]]) -> pd.DataFrame:
