@@ -1,0 +1,129 @@
+"""Fidelity of a lookup table: predicted against end-to-end measured latency of random networks.
+
+    python scripts/bench_fidelity.py --device cpu --archs 200
+    python scripts/bench_fidelity.py --device intel-cpu --archs 200
+
+Takes `--archs` seeded random architectures of the default space, predicts
+each from the device's table (raw sum, and with the table's stored
+calibration, which was fitted on other architectures), and measures each
+network end to end twice, in two separate passes over all networks (each
+compiles afresh), so the passes' disagreement is the measurement's own floor.
+Writes docs/benchmarks/fidelity_<device>_<precision>.{json,png} and prints the
+figures for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from scipy.stats import kendalltau, spearmanr
+
+from rlnas.arch import Architecture
+from rlnas.devices import cpu_name
+from rlnas.measure import NetworkTimer
+from rlnas.space import get_space
+from rlnas.table import load_table, locate_table
+
+
+def agreement(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
+    error = predicted / measured - 1
+    return {
+        "within_10pct": float(np.mean(np.abs(error) <= 0.10)),
+        "within_5pct": float(np.mean(np.abs(error) <= 0.05)),
+        "mape_pct": float(np.mean(np.abs(error)) * 100),
+        "mean_error_pct": float(np.mean(error) * 100),
+        "kendall_tau": float(kendalltau(predicted, measured)[0]),
+        "spearman": float(spearmanr(predicted, measured)[0]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--space", default="mobilenet")
+    parser.add_argument("--archs", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
+    args = parser.parse_args()
+
+    space = get_space(args.space)
+    _, path = locate_table(args.device, args.precision, space.name, space.resolution)
+    table = load_table(path)
+    if table.calibration is None:
+        raise SystemExit(f"{path} is not calibrated: run `rlnas tables calibrate {path}` first")
+    timer = NetworkTimer(args.device, args.precision, threads=table.meta.threads or 1)
+    rng = np.random.default_rng(args.seed)
+    archs = [Architecture.sample(rng, space) for _ in range(args.archs)]
+    start = time.perf_counter()
+    passes = []
+    for number in range(2):
+        medians = []
+        for i, arch in enumerate(archs, 1):
+            medians.append(timer.time(arch, table.meta.resolution, passes=1).median_ms)
+            if i % 25 == 0:
+                print(f"pass {number + 1}: {i}/{len(archs)} ({time.perf_counter() - start:.0f} s)")
+        passes.append(np.array(medians))
+    measured = (passes[0] + passes[1]) / 2
+    frame = pd.DataFrame(
+        {
+            "arch": [str(a) for a in archs],
+            "raw_predicted_ms": [table.raw_predict_ms(a) for a in archs],
+            "predicted_ms": [table.predict_ms(a) for a in archs],
+            "pass1_ms": passes[0],
+            "pass2_ms": passes[1],
+            "measured_ms": measured,
+        }
+    )
+    result = {
+        "command": (
+            f"python scripts/bench_fidelity.py --device {args.device} --precision "
+            f"{args.precision} --archs {args.archs} --seed {args.seed}"
+        ),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{cpu_name()}, {platform.machine()}",
+        "table": str(path),
+        "backend": f"{timer.backend.name} {timer.backend.version()}",
+        "threads": timer.threads,
+        "archs": args.archs,
+        "wall_s": round(time.perf_counter() - start, 1),
+        "calibration": table.calibration.describe(),
+        "measured_ms_range": [float(measured.min()), float(measured.max())],
+        "raw": agreement(frame["raw_predicted_ms"].to_numpy(), measured),
+        "calibrated": agreement(frame["predicted_ms"].to_numpy(), measured),
+        "floor_pass1_vs_pass2": agreement(passes[0], passes[1]),
+    }
+    stem = f"fidelity_{args.device}_{args.precision}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    frame.to_csv(args.out / f"{stem}.csv", index=False, float_format="%.4f")
+
+    figure, axes = plt.subplots(figsize=(5.5, 5), dpi=120)
+    axes.scatter(measured, frame["raw_predicted_ms"], s=8, alpha=0.5, label="raw sum of layers")
+    axes.scatter(measured, frame["predicted_ms"], s=8, alpha=0.7, label="calibrated")
+    low, high = float(measured.min()) * 0.9, float(measured.max()) * 1.1
+    grid = np.array([low, high])
+    axes.plot(grid, grid, "k-", linewidth=0.8, label="y = x")
+    axes.fill_between(grid, grid * 0.9, grid * 1.1, color="0.85", alpha=0.5, label="+-10%")
+    axes.set_xlabel(f"measured end to end (ms), {args.device} {args.precision}")
+    axes.set_ylabel("predicted from the table (ms)")
+    axes.set_title(f"{args.archs} random {space.name} networks, {timer.backend.name}", fontsize=9)
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(args.out / f"{stem}.png")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

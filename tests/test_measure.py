@@ -1,0 +1,211 @@
+"""End-to-end measurement, calibration, report and export."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from rlnas.arch import Architecture
+from rlnas.calibration import Calibration, CalibrationError, fit_calibration
+from rlnas.cli import app
+from rlnas.errors import RlnasError
+from rlnas.export import export_run
+from rlnas.measure import BASELINE_NAMES, MeasureConfig, NetworkTimer, measure_run
+from rlnas.network import build_network
+from rlnas.report import beaten, write_report
+from rlnas.run import RunFolder, SearchConfig, ranked, run_search
+from rlnas.space import get_space
+from rlnas.table import load_table, locate_table, save_calibration, save_table
+from rlnas.timing import TimingConfig
+
+QUICK = TimingConfig(warmup=2, min_runs=5, min_time_ms=10.0, retries=0)
+
+
+def cpu_table():
+    return load_table(locate_table("cpu", "fp32", "mobilenet", 224)[1])
+
+
+@pytest.fixture
+def run_folder(tmp_path):
+    """A finished tiny run on the shipped cpu fp32 table (params proxy: no network built)."""
+    config = SearchConfig(latency_ms=8.0, strategy="random", proxy="params", budget=4, seed=3)
+    return run_search(config, tmp_path / "run").out
+
+
+def test_calibration_recovers_an_affine_map():
+    raw = np.array([2.0, 4.0, 7.0, 9.0, 12.0])
+    fitted = fit_calibration(raw, 1.2 * raw + 0.5)
+    assert fitted.scale == pytest.approx(1.2)
+    assert fitted.offset_ms == pytest.approx(0.5)
+    assert fitted.mape_loo_pct == pytest.approx(0.0, abs=1e-9)
+    assert fitted.mape_raw_pct > 10
+    assert Calibration.from_json(fitted.to_json()) == fitted
+
+
+@pytest.mark.parametrize(
+    ("raw", "measured", "match"),
+    [([1.0, 2.0], [1.0, 2.0], "at least 3"), ([1.0, 2.0, -1.0], [1.0, 2.0, 3.0], "positive")],
+)
+def test_calibration_rejects_bad_input(raw, measured, match):
+    with pytest.raises(CalibrationError, match=match):
+        fit_calibration(raw, measured)
+
+
+def test_unreadable_calibration_names_the_fix():
+    with pytest.raises(CalibrationError, match="rlnas tables calibrate"):
+        Calibration.from_json("{not json")
+
+
+def test_calibration_is_stored_and_applied_by_both_predictors(tmp_path):
+    shipped = cpu_table()
+    path = tmp_path / "t.parquet"
+    save_table(dataclasses.replace(shipped.meta, calibration=""), shipped.frame, path)
+    arch = Architecture.sample(np.random.default_rng(0))
+    plain = load_table(path)
+    assert plain.calibration is None
+    raw = plain.predict_ms(arch)
+    save_calibration(path, Calibration(1.5, 0.25, 3, 10.0, 1.0))
+    calibrated = load_table(path)
+    assert calibrated.predict_ms(arch) == pytest.approx(1.5 * raw + 0.25)
+    assert calibrated.raw_predict_ms(arch) == pytest.approx(raw)
+    cost = calibrated.cost_model(arch.space)
+    assert cost.total(arch.choices) == pytest.approx(calibrated.predict_ms(arch))
+    assert len(calibrated) == len(plain)
+
+
+def test_table_without_calibration_metadata_still_loads(tmp_path):
+    shipped = cpu_table()
+    path = tmp_path / "old.parquet"
+    save_table(shipped.meta, shipped.frame, path)
+    arrow = pq.read_table(path)
+    metadata = {k: v for k, v in arrow.schema.metadata.items() if k != b"rlnas.calibration"}
+    pq.write_table(arrow.replace_schema_metadata(metadata), path)
+    assert load_table(path).calibration is None
+
+
+def test_shipped_measured_tables_are_calibrated():
+    table = cpu_table()
+    assert table.calibration is not None
+    assert 0.8 < table.calibration.scale < 1.5
+    assert table.calibration.mape_loo_pct < table.calibration.mape_raw_pct
+
+
+def test_prediction_matches_end_to_end_measurement_of_small_networks():
+    table = cpu_table()
+    timer = NetworkTimer("cpu", "fp32", timing=QUICK)
+    space = get_space("mobilenet")
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        arch = Architecture.sample(rng, space)
+        measured = timer.time(arch, 224, passes=1).median_ms
+        # Loose: the machine is shared; BENCHMARKS.md has the real fidelity figures.
+        assert table.predict_ms(arch) / measured == pytest.approx(1.0, abs=0.35)
+
+
+def test_network_timer_refuses_a_device_that_is_not_here():
+    with pytest.raises(RlnasError, match="xavier-nx"):
+        NetworkTimer("xavier-nx", "fp16")
+
+
+def test_measure_run_writes_results_and_report(run_folder):
+    config = MeasureConfig(device="cpu", top=2, passes=1, timing=QUICK)
+    frame = measure_run(run_folder, config)
+    assert list(frame["name"]) == ["rank1", "rank2", *BASELINE_NAMES]
+    assert (frame["measured_ms"] > 0).all()
+    assert frame["predicted_ms"].notna().all()  # resnet18 is predicted from the resnet table
+    stored = pd.read_parquet(run_folder / "measured.parquet")
+    assert len(stored) == len(frame)
+    evaluations = ranked(RunFolder.open(run_folder).evaluations)
+    assert frame["arch"].iloc[0] == evaluations["arch"].iloc[0]
+    markdown = (run_folder / "report.md").read_text()
+    for name in ["rank1", "rank2", *BASELINE_NAMES]:
+        assert name in markdown
+    assert (run_folder / "report.png").stat().st_size > 10_000
+    # Measuring again replaces this device's rows instead of piling them up.
+    measure_run(run_folder, dataclasses.replace(config, baselines=False))
+    assert len(pd.read_parquet(run_folder / "measured.parquet")) == len(frame)
+
+
+def test_beaten_needs_faster_and_at_least_as_good():
+    candidate = pd.Series({"measured_ms": 5.0, "score": 0.6})
+    baselines = pd.DataFrame(
+        {
+            "name": ["slow_worse", "slow_better", "fast_worse"],
+            "measured_ms": [8.0, 9.0, 4.0],
+            "score": [0.5, 0.7, 0.1],
+        }
+    )
+    wins = beaten(candidate, baselines)
+    assert list(wins["name"]) == ["slow_worse"]
+    assert wins["improvement_pct"].iloc[0] == pytest.approx(37.5)
+    assert wins["score_diff"].iloc[0] == pytest.approx(0.1)
+
+
+def test_report_without_measurements_names_the_command(run_folder):
+    with pytest.raises(RlnasError, match="rlnas measure"):
+        write_report(run_folder)
+
+
+def test_exported_onnx_runs_and_matches_torch(run_folder, tmp_path):
+    path = export_run(run_folder, rank=1, fmt="onnx", out=tmp_path / "net.onnx")
+    arch = RunFolder.open(run_folder).candidate(1)["arch"]
+    torch.manual_seed(0)
+    module = build_network(Architecture.decode(arch, "mobilenet"), 224)
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (onnx_out,) = session.run(None, {session.get_inputs()[0].name: x})
+    with torch.no_grad():
+        expected = module(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(onnx_out, expected, rtol=1e-3, atol=1e-4)
+
+
+def test_exported_torch_program_loads_and_gives_the_same_output(run_folder):
+    path = export_run(run_folder, rank=2, fmt="torch")
+    assert path == run_folder / "export" / "rank2.pt2"
+    loaded = torch.export.load(str(path)).module()
+    torch.manual_seed(0)
+    arch = RunFolder.open(run_folder).candidate(2)["arch"]
+    module = build_network(Architecture.decode(arch, "mobilenet"), 224)
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), module(x))
+
+
+def test_exported_json_describes_the_architecture(run_folder):
+    description = json.loads(export_run(run_folder, rank=1, fmt="json").read_text())
+    arch = Architecture.decode(description["arch"], description["space"])
+    assert description["space_digest"] == arch.space.digest
+    assert description["params"] == sum(p.numel() for p in build_network(arch).parameters())
+    assert description["rank"] == 1
+
+
+@pytest.mark.parametrize(
+    ("rank", "fmt", "match"), [(99, "onnx", "rank 99 is out of range"), (1, "tflite", "onnx")]
+)
+def test_export_rejects_bad_rank_and_format(run_folder, rank, fmt, match):
+    with pytest.raises(RlnasError, match=match):
+        export_run(run_folder, rank=rank, fmt=fmt)
+
+
+def test_cli_measure_report_export(run_folder):
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["measure", str(run_folder), "--top", "1", "--no-baselines", "--passes", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "rank1" in result.output and "measured" in result.output
+    result = runner.invoke(app, ["report", str(run_folder)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["export", str(run_folder), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["export", str(run_folder / "nope")])
+    assert result.exit_code == 2
+    assert "not a run folder" in result.output
