@@ -82,7 +82,7 @@ class Calibration:
 
     def describe(self) -> str:
         return (
-            f"measured = {self.scale:.3f} x raw + {self.offset_ms:+.3f} ms, fitted on "
+            f"measured = {self.scale:.3f} x raw {self.offset_ms:+.3f} ms, fitted on "
             f"{self.archs} networks (error {self.mape_raw_pct:.1f}% raw -> "
             f"{self.mape_loo_pct:.1f}% leave-one-out)"
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -218,6 +219,12 @@ def profile(
     )
 
 
+PrecisionOpt = Annotated[
+    str | None,
+    typer.Option(help="Precision of the lookup table (default: the device's first with a table)."),
+]
+
+
 @app.command()
 def predict(
     arch: Annotated[
@@ -227,7 +234,7 @@ def predict(
         list[str] | None, typer.Option(help="A baseline by name (repeatable), e.g. mobilenetv2.")
     ] = None,
     device: Annotated[str, typer.Option(help="Target device.")] = "cpu",
-    precision: Annotated[str, typer.Option(help="Precision of the table.")] = "fp32",
+    precision: PrecisionOpt = None,
     space: Annotated[str, typer.Option(help="Space of the architecture strings.")] = "mobilenet",
     resolution: Annotated[int | None, typer.Option(help="Resolution (default: space's).")] = None,
     table: Annotated[
@@ -238,7 +245,13 @@ def predict(
     from rlnas.arch import Architecture
     from rlnas.baselines import get_baseline
     from rlnas.network import build_network, count_params
-    from rlnas.table import LatencyTable, load_table, locate_table, resolve_table
+    from rlnas.table import (
+        LatencyTable,
+        default_precision,
+        load_table,
+        locate_table,
+        resolve_table,
+    )
 
     try:
         targets = [(text, Architecture.decode(text, space)) for text in arch or []]
@@ -252,7 +265,8 @@ def predict(
             if table is not None:
                 path = resolve_table(table)
             else:
-                _, path = locate_table(device, precision, target.space.name, res)
+                chosen = precision or default_precision(device, target.space.name, res)
+                _, path = locate_table(device, chosen, target.space.name, res)
             if path not in tables:
                 tables[path] = load_table(path)
             loaded = tables[path]
@@ -261,7 +275,7 @@ def predict(
             rows.append((label, target.space.name, path.stem, latency, params))
     except RlnasError as exc:
         raise _fail(exc) from None
-    out = Table(title=f"predicted latency on {device} ({precision})")
+    out = Table(title=f"predicted latency on {device}")
     for column in ("architecture", "space", "table", "predicted ms", "params"):
         out.add_column(column)
     for label, space_name, stem, latency, params in rows:
@@ -273,7 +287,6 @@ def predict(
 # Options shared by `search` and `train-controller`.
 LatencyMs = Annotated[float, typer.Option("--latency-ms", help="Latency target T in ms.")]
 DeviceOpt = Annotated[str, typer.Option(help="Target device (picks the lookup table).")]
-PrecisionOpt = Annotated[str, typer.Option(help="Precision of the lookup table.")]
 SpaceOpt = Annotated[str, typer.Option(help="Space name or space file.")]
 RewardOpt = Annotated[str, typer.Option(help="mnas, tunas or hard.")]
 ProxyOpt = Annotated[str, typer.Option(help="Accuracy proxy, or ensemble.")]
@@ -292,7 +305,7 @@ def search(
     latency_ms: LatencyMs,
     strategy: Annotated[str, typer.Option(help="ppo, random or evolution.")] = "random",
     device: DeviceOpt = "cpu",
-    precision: PrecisionOpt = "fp32",
+    precision: PrecisionOpt = None,
     space: SpaceOpt = "mobilenet",
     reward: RewardOpt = "mnas",
     proxy: ProxyOpt = "synflow",
@@ -310,7 +323,7 @@ def search(
     """Search with a strategy: ppo (the controller), random or evolution; writes a run folder."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from rlnas.run import SearchConfig, run_search
+    from rlnas.run import EstimatedTableWarning, SearchConfig, run_search
 
     try:
         config = SearchConfig(
@@ -339,9 +352,15 @@ def search(
             transient=True,
         ) as bar:
             task = bar.add_task("", total=config.budget)
-            result = run_search(
-                config, out, progress=lambda done, total: bar.update(task, completed=done)
-            )
+            with warnings.catch_warnings():
+                # Said once, as a note, not as a Python warning with a source line.
+                warnings.simplefilter("always", EstimatedTableWarning)
+                warnings.showwarning = lambda message, *args, **kwargs: bar.console.print(
+                    f"note: {message}", markup=False, highlight=False
+                )
+                result = run_search(
+                    config, out, progress=lambda done, total: bar.update(task, completed=done)
+                )
     except RlnasError as exc:
         raise _fail(exc) from None
     frame = result.evaluations
@@ -596,6 +615,29 @@ def tables_calibrate(
     except RlnasError as exc:
         raise _fail(exc) from None
     typer.echo(f"{path}: {result.calibration.describe()}")
+
+
+@tables_app.command("estimate")
+def tables_estimate(
+    device: Annotated[str, typer.Option(help="t4 or xavier-nx.")],
+    precision: Annotated[str, typer.Option(help="fp16 or int8.")] = "fp16",
+    space: Annotated[str, typer.Option(help="Space name or file.")] = "mobilenet",
+    resolution: Annotated[int | None, typer.Option(help="Resolution (default: space's).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output table file.")] = None,
+    published: Annotated[
+        Path | None,
+        typer.Option(help="Published latencies CSV (default: the Deci white paper's, shipped)."),
+    ] = None,
+) -> None:
+    """Write an estimated table (roofline model fitted on published latencies) for a device."""
+    from rlnas.estimate import estimate_table
+
+    try:
+        path, calibrated = estimate_table(device, precision, space, resolution, 1, out, published)
+    except RlnasError as exc:
+        raise _fail(exc) from None
+    typer.echo(calibrated.errors.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    typer.echo(f"wrote {path} (source: estimated; {calibrated.describe()})")
 
 
 def _duration(seconds: float) -> str:

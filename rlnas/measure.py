@@ -228,7 +228,7 @@ def measure_run(
     if config.top < 0:
         raise RlnasError(f"--top must be >= 0, got {config.top}")
     run = RunFolder.open(run_path)
-    precision = config.precision or run.config.precision
+    precision = config.precision or run.config.precision or "fp32"
     timer = NetworkTimer(config.device, precision, config.threads, config.timing)
     resolution = run.config.resolution or get_space(run.config.space).resolution
     entries = _entries(run, config)

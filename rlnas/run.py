@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,11 @@ from rlnas.sources import (
 )
 from rlnas.space import DEFAULT_SPACE, get_space
 from rlnas.strategies import Progress, get_strategy
-from rlnas.table import load_table, locate_table
+from rlnas.table import default_precision, load_table, locate_table
+
+
+class EstimatedTableWarning(UserWarning):
+    """The search uses an estimated table, not one measured on the device."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,8 @@ class SearchConfig:
         latency_ms: Latency target T in milliseconds.
         strategy: `ppo`, `random` or `evolution`.
         device: Target device; picks the lookup table with `precision`.
-        precision: Precision of the table.
+        precision: Precision of the table; None picks the first of the device's
+            precisions that has a table (so `--device xavier-nx` finds the shipped fp16 one).
         space: Space name or file.
         resolution: Deployment resolution (default: the space's).
         reward: `mnas`, `tunas` or `hard`.
@@ -73,7 +79,7 @@ class SearchConfig:
     latency_ms: float
     strategy: str = "ppo"
     device: str = "cpu"
-    precision: str = "fp32"
+    precision: str | None = None
     space: str = DEFAULT_SPACE
     resolution: int | None = None
     reward: str = "mnas"
@@ -87,6 +93,15 @@ class SearchConfig:
     accuracy_column: str = "cifar10_test_acc"
     latency_file: Path | None = None
     latency_column: str | None = None
+
+    def resolved(self) -> SearchConfig:
+        """These settings with `precision` filled in (see its docstring)."""
+        if self.precision is not None:
+            return self
+        space = get_space(self.space)
+        resolution = self.resolution or space.resolution
+        precision = default_precision(self.device, space.name, resolution)
+        return dataclasses.replace(self, precision=precision)
 
     def default_out(self) -> Path:
         return Path("runs") / (
@@ -124,6 +139,7 @@ def build_evaluator(
     """The sources and evaluator of a search, and a description of them for config.json."""
     if config.budget < 1:
         raise RlnasError(f"budget must be >= 1 architecture, got {config.budget}")
+    config = config.resolved()
     space = get_space(config.space)
     resolution = config.resolution or space.resolution
     provenance: dict[str, Any] = {}
@@ -145,8 +161,17 @@ def build_evaluator(
         if config.table is not None:
             path = config.table
         else:
-            _, path = locate_table(config.device, config.precision, space.name, resolution)
+            precision = config.precision or default_precision(config.device, space.name, resolution)
+            _, path = locate_table(config.device, precision, space.name, resolution)
         table = load_table(path)
+        if table.meta.source != "measured":
+            warnings.warn(
+                f"latencies come from the {table.meta.source} table {path.name} "
+                f"({table.meta.host}); run `rlnas profile --device {table.meta.device}` on the "
+                "device for measured ones",
+                EstimatedTableWarning,
+                stacklevel=2,
+            )
         latency = TableLatency(table, space)
         provenance["table"] = {"path": str(path), **dataclasses.asdict(table.meta)}
     provenance["accuracy_source"] = accuracy.description
@@ -162,7 +187,7 @@ def build_evaluator(
         params_model(space),
         reward,
         config.budget,
-        BYTES_PER_PARAM.get(config.precision, 4),
+        BYTES_PER_PARAM.get(config.precision or "fp32", 4),
         journal,
     )
     return evaluator, scorer, provenance
@@ -172,6 +197,7 @@ def run_search(
     config: SearchConfig, out: Path | None = None, progress: Progress | None = None
 ) -> RunResult:
     """Runs (or resumes) a search and writes its run folder."""
+    config = config.resolved()
     out = Path(out) if out is not None else config.default_out()
     stored = out / "config.json"
     if stored.exists():

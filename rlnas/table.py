@@ -233,6 +233,18 @@ def locate_table(
     )
 
 
+def default_precision(device: str, space: str, resolution: int, batch: int = 1) -> str:
+    """The first of the device's precisions that has a table here (else its first precision)."""
+    from rlnas.devices import get_device
+
+    precisions = get_device(device).precisions
+    names = {p.stem for _, p in find_tables()}
+    for precision in precisions:
+        if table_name(device, precision, space, resolution, batch) in names:
+            return precision
+    return precisions[0]
+
+
 def _rlnas_version() -> str:
     from rlnas import __version__
 
