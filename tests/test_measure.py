@@ -18,7 +18,13 @@ from rlnas.calibration import Calibration, CalibrationError, fit_calibration
 from rlnas.cli import app
 from rlnas.errors import RlnasError
 from rlnas.export import export_run
-from rlnas.measure import BASELINE_NAMES, MeasureConfig, NetworkTimer, measure_run
+from rlnas.measure import (
+    BASELINE_NAMES,
+    MeasureConfig,
+    NetworkTimer,
+    calibrate_table,
+    measure_run,
+)
 from rlnas.network import build_network
 from rlnas.report import beaten, write_report
 from rlnas.run import RunFolder, SearchConfig, ranked, run_search
@@ -209,3 +215,24 @@ def test_cli_measure_report_export(run_folder):
     result = runner.invoke(app, ["export", str(run_folder / "nope")])
     assert result.exit_code == 2
     assert "not a run folder" in result.output
+
+
+def test_calibrate_table_measures_and_stores_a_calibration(tmp_path):
+    shipped = load_table(locate_table("cpu", "fp32", "resnet", 224)[1])
+    path = tmp_path / "resnet.parquet"
+    save_table(dataclasses.replace(shipped.meta, calibration=""), shipped.frame, path)
+    result = calibrate_table(path, archs=3, passes=1, timing=QUICK)
+    assert len(result.frame) == 3 and (result.frame["measured_ms"] > 0).all()
+    stored = load_table(path)
+    assert stored.calibration == result.calibration
+    assert len(stored) == len(shipped)
+
+
+def test_calibrate_table_refuses_a_table_measured_elsewhere(tmp_path):
+    shipped = load_table(locate_table("cpu", "fp32", "resnet", 224)[1])
+    path = tmp_path / "other.parquet"
+    save_table(dataclasses.replace(shipped.meta, host="Some Other CPU"), shipped.frame, path)
+    before = path.read_bytes()
+    with pytest.raises(RlnasError, match=r"Some Other CPU.*where it was measured"):
+        calibrate_table(path, archs=3, passes=1, timing=QUICK)
+    assert path.read_bytes() == before
