@@ -139,6 +139,8 @@ def test_search_cli_unknown_device_one_line(tmp_path):
             "t4",
             "--precision",
             "fp16",
+            "--space",
+            "resnet",  # no t4 table ships for this space
             "--out",
             str(tmp_path / "r"),
         ],
