@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlnas.errors import DeviceError, unknown
+from rlnas.errors import DeviceError, did_you_mean, unknown
 
 DEFAULT_DEVICE = "cpu"
 
@@ -109,6 +109,17 @@ def measuring_host(device: Device, allow_other: bool = False, action: str = "mea
     if device.backend in ("tensorrt", "torch-cuda"):
         return gpus[0] if gpus else "unknown NVIDIA GPU"
     return cpu_name()
+
+
+def resolve_precision(device: Device, precision: str | None) -> str:
+    """`precision`, or the device's first when None; raises DeviceError if not offered."""
+    precision = precision or device.precisions[0]
+    if precision not in device.precisions:
+        raise DeviceError(
+            f"precision '{precision}' is not offered on device '{device.name}'; allowed: "
+            f"{', '.join(device.precisions)}.{did_you_mean(precision, device.precisions)}"
+        )
+    return precision
 
 
 def list_devices() -> list[str]:

@@ -31,7 +31,7 @@ from rlnas.errors import RlnasError
 from rlnas.layers import enumerate_layers
 from rlnas.roofline import CostModel, GpuSpec, OpArrays, get_spec
 from rlnas.space import DEFAULT_SPACE, get_space
-from rlnas.table import SCHEMA, TableMeta, save_table, table_name, user_tables_dir
+from rlnas.table import TableMeta, rows_frame, save_table, table_name, user_tables_dir
 from rlnas.zoo import NETWORKS, network_ops
 
 # Weight of the pull towards the prior, per log-parameter, against one network's log error.
@@ -167,17 +167,20 @@ def estimate_table(
     keys = enumerate_layers(target, resolution)
     fused = calibrated.fused_activations
     latency = [model.layer_ms(k, precision, fused) for k in keys]
-    frame = pd.DataFrame([k.as_dict() for k in keys])
-    frame["latency_ms"] = latency
-    for column in ("p10_ms", "p90_ms", "mean_ms"):
-        frame[column] = latency
-    frame["std_ms"] = 0.0
-    frame["runs"] = 0
-    frame["overhead_ms"] = 0.0
-    frame["unstable"] = False
-    for name in ("cin", "cout", "h", "w", "kernel", "stride", "expand", "runs"):
-        frame[name] = frame[name].astype(np.int32)
-    frame["se"] = frame["se"].astype(bool)
+    # An estimate is one figure per layer: no spread, no timed runs, no call overhead.
+    frame = rows_frame(
+        [
+            {
+                **key.as_dict(),
+                **dict.fromkeys(("latency_ms", "p10_ms", "p90_ms", "mean_ms"), ms),
+                "std_ms": 0.0,
+                "runs": 0,
+                "overhead_ms": 0.0,
+                "unstable": False,
+            }
+            for key, ms in zip(keys, latency, strict=True)
+        ]
+    )
     spec = model.spec
     efficiencies = ", ".join(f"{k} {v:.3g}" for k, v in model.efficiency.items())
     meta = TableMeta(
@@ -204,5 +207,5 @@ def estimate_table(
     )
     name = table_name(device, precision, target.name, resolution, batch)
     out = Path(out) if out is not None else user_tables_dir() / f"{name}.parquet"
-    save_table(meta, frame[SCHEMA.names], out)
+    save_table(meta, frame, out)
     return out, calibrated

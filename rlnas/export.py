@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from rlnas.arch import Architecture
@@ -69,9 +70,8 @@ def export_run(run_path: Path, rank: int = 1, fmt: str = "onnx", out: Path | Non
 
 
 def _description(
-    run: RunFolder, row: object, arch: Architecture, resolution: int, module: torch.nn.Module
+    run: RunFolder, record: pd.Series, arch: Architecture, resolution: int, module: torch.nn.Module
 ) -> dict[str, object]:
-    record = dict(row)  # type: ignore[call-overload]
     return {
         "arch": str(arch),
         "space": arch.space.name,

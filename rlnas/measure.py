@@ -27,12 +27,12 @@ from rlnas.arch import Architecture
 from rlnas.backends import Workload, check_precision, get_backend
 from rlnas.baselines import get_baseline
 from rlnas.calibration import Calibration, fit_calibration
-from rlnas.devices import get_device, measuring_host
-from rlnas.errors import DeviceError, RlnasError, did_you_mean
+from rlnas.devices import get_device, measuring_host, resolve_precision
+from rlnas.errors import RlnasError
 from rlnas.layers import arch_layers
-from rlnas.network import build_network, count_params
+from rlnas.network import build_network
 from rlnas.run import RunFolder, ranked
-from rlnas.sources import macs_model
+from rlnas.sources import macs_model, params_model
 from rlnas.space import MacroSpace, get_space
 from rlnas.table import (
     LatencyTable,
@@ -87,13 +87,7 @@ class NetworkTimer:
         seed: int = 0,
     ):
         self.device = get_device(device)
-        self.precision = precision or self.device.precisions[0]
-        if self.precision not in self.device.precisions:
-            raise DeviceError(
-                f"precision '{self.precision}' is not offered on device '{device}'; allowed: "
-                f"{', '.join(self.device.precisions)}."
-                f"{did_you_mean(self.precision, self.device.precisions)}"
-            )
+        self.precision = resolve_precision(self.device, precision)
         self.host = measuring_host(self.device, action="measure on")
         self.backend = get_backend(self.device.backend, threads=threads)
         check_precision(self.backend, self.precision)
@@ -191,22 +185,34 @@ def _entries(run: RunFolder, config: MeasureConfig) -> list[_Entry]:
 
 
 def _table_for(
-    arch: Architecture, device: str, precision: str, resolution: int, run: RunFolder
+    arch: Architecture,
+    device: str,
+    precision: str,
+    resolution: int,
+    run: RunFolder,
+    loaded: dict[Path, LatencyTable],
 ) -> LatencyTable | None:
-    """The table that predicts `arch` on this device, or None if there is none."""
+    """The table that predicts `arch` on this device, or None if there is none.
+
+    `loaded` keeps the tables already read, so each is read once per call of `measure_run`.
+    """
     run_table = run.provenance.get("table", {})
+    path: Path | None = None
     if (
         run_table.get("space_digest") == arch.space.digest
         and run_table.get("device") == device
         and run_table.get("precision") == precision
         and Path(run_table.get("path", "")).is_file()
     ):
-        return load_table(Path(run_table["path"]))
-    try:
-        _, path = locate_table(device, precision, arch.space.name, resolution)
-    except TableError:
-        return None
-    table = load_table(path)
+        path = Path(run_table["path"])
+    else:
+        try:
+            _, path = locate_table(device, precision, arch.space.name, resolution)
+        except TableError:
+            return None
+    if path not in loaded:
+        loaded[path] = load_table(path)
+    table = loaded[path]
     return table if table.meta.space_digest == arch.space.digest else None
 
 
@@ -236,9 +242,10 @@ def measure_run(
     previous = pd.read_parquet(out) if out.is_file() else pd.DataFrame(columns=KEY_COLUMNS)
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     rows: list[dict[str, object]] = []
+    tables: dict[Path, LatencyTable] = {}
     for done, entry in enumerate(entries, 1):
         arch = entry.arch
-        table = _table_for(arch, config.device, precision, resolution, run)
+        table = _table_for(arch, config.device, precision, resolution, run, tables)
         raw = predicted = float("nan")
         if table is not None and not table.missing(arch_layers(arch, resolution)):
             raw = table.raw_predict_ms(arch)
@@ -259,7 +266,7 @@ def measure_run(
                 "threads": config.threads,
                 "resolution": resolution,
                 "score": float(entry.score),
-                "params": count_params(build_network(arch, resolution)),
+                "params": round(params_model(arch.space).total(arch.choices)),
                 "macs": round(macs_model(arch.space, resolution).total(arch.choices)),
                 "predicted_ms": predicted,
                 "raw_predicted_ms": raw,

@@ -18,23 +18,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
 from rlnas.backends import Backend, Workload, check_precision, get_backend
 from rlnas.blocks import build_layer, input_shapes
-from rlnas.devices import Device, get_device, measuring_host
-from rlnas.errors import DeviceError, did_you_mean
+from rlnas.devices import Device, get_device, measuring_host, resolve_precision
 from rlnas.layers import KEY_FIELDS, LayerKey, enumerate_layers
 from rlnas.space import DEFAULT_SPACE, get_space
 from rlnas.table import (
-    SCHEMA,
     TableError,
     TableMeta,
     load_table,
     read_meta,
+    rows_frame,
     save_table,
     table_name,
     user_tables_dir,
@@ -139,13 +136,7 @@ class _Identity(nn.Module):
 
 def _resolve(config: ProfileConfig) -> tuple[Device, str]:
     device = get_device(config.device)
-    precision = config.precision or device.precisions[0]
-    if precision not in device.precisions:
-        raise DeviceError(
-            f"precision '{precision}' is not offered on device '{device.name}'; allowed: "
-            f"{', '.join(device.precisions)}.{did_you_mean(precision, device.precisions)}"
-        )
-    return device, precision
+    return device, resolve_precision(device, config.precision)
 
 
 def _default_out(config: ProfileConfig, precision: str) -> Path:
@@ -351,10 +342,5 @@ def profile(
 
 def _checkpoint(meta: TableMeta, rows: dict[LayerKey, dict], out: Path, journal: Path) -> None:
     """Writes all rows to the table atomically, then drops the journal they came from."""
-    frame = pd.DataFrame.from_records(list(rows.values()), columns=SCHEMA.names)
-    for name in ("cin", "cout", "h", "w", "kernel", "stride", "expand", "runs"):
-        frame[name] = frame[name].astype(np.int32)
-    frame["se"] = frame["se"].astype(bool)
-    frame["unstable"] = frame["unstable"].astype(bool)
-    save_table(meta, frame, out)
+    save_table(meta, rows_frame(list(rows.values())), out)
     journal.unlink(missing_ok=True)

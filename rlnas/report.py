@@ -47,25 +47,21 @@ def beaten(candidate: pd.Series, baselines: pd.DataFrame) -> pd.DataFrame:
 
 
 def _band(latency: float, edges: list[tuple[float, str]]) -> str:
-    """The latency band of `latency` between the baselines' measured latencies."""
+    """The latency band of `latency` between the baselines' measured latencies (sorted)."""
     if not edges:
         return "all candidates"
-    faster = [name for ms, name in edges if latency < ms]
-    if len(faster) == len(edges):
+    below = sum(latency >= ms for ms, _ in edges)  # baselines at or under this latency
+    if below == 0:
         return f"faster than every baseline (< {edges[0][0]:.2f} ms, {edges[0][1]})"
-    if not faster:
+    if below == len(edges):
         return f"slower than every baseline (>= {edges[-1][0]:.2f} ms, {edges[-1][1]})"
-    below = edges[len(edges) - len(faster) - 1]
-    above = edges[len(edges) - len(faster)]
-    return f"{below[0]:.2f}-{above[0]:.2f} ms (between {below[1]} and {above[1]})"
+    (low, low_name), (high, high_name) = edges[below - 1], edges[below]
+    return f"{low:.2f}-{high:.2f} ms (between {low_name} and {high_name})"
 
 
 def _fmt(value: float, spec: str) -> str:
-    return (
-        "n/a"
-        if value is None or (isinstance(value, float) and np.isnan(value))
-        else (format(value, spec))
-    )
+    """`value` formatted, or "n/a" where it is missing (NaN)."""
+    return "n/a" if pd.isna(value) else format(value, spec)
 
 
 def report_markdown(run: RunFolder, frame: pd.DataFrame) -> str:

@@ -139,9 +139,9 @@ def build_evaluator(
     """The sources and evaluator of a search, and a description of them for config.json."""
     if config.budget < 1:
         raise RlnasError(f"budget must be >= 1 architecture, got {config.budget}")
-    config = config.resolved()
     space = get_space(config.space)
     resolution = config.resolution or space.resolution
+    precision = config.precision or default_precision(config.device, space.name, resolution)
     provenance: dict[str, Any] = {}
     scorer = None
     accuracy: AccuracySource
@@ -161,7 +161,6 @@ def build_evaluator(
         if config.table is not None:
             path = config.table
         else:
-            precision = config.precision or default_precision(config.device, space.name, resolution)
             _, path = locate_table(config.device, precision, space.name, resolution)
         table = load_table(path)
         if table.meta.source != "measured":
@@ -187,7 +186,7 @@ def build_evaluator(
         params_model(space),
         reward,
         config.budget,
-        BYTES_PER_PARAM.get(config.precision or "fp32", 4),
+        BYTES_PER_PARAM.get(precision, 4),
         journal,
     )
     return evaluator, scorer, provenance

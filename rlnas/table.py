@@ -364,9 +364,9 @@ def save_calibration(path: Path, calibration: Calibration | None) -> None:
 
 
 def rows_frame(records: list[dict[str, object]]) -> pd.DataFrame:
-    """A frame with the table's columns, in order, from row dicts."""
-    frame = pd.DataFrame.from_records(records, columns=SCHEMA.names)
-    return frame
+    """A frame with the table's columns, in order and of the schema's types, from row dicts."""
+    arrow = pa.Table.from_pylist(records, schema=SCHEMA)
+    return arrow.to_pandas()
 
 
 def save_table(meta: TableMeta, frame: pd.DataFrame, path: Path) -> None:
