@@ -20,11 +20,11 @@ import time
 import numpy as np
 import torch
 
-from rlnas.blocks import build_layer, input_shapes
-from rlnas.devices import cpu_name
-from rlnas.layers import enumerate_layers
-from rlnas.network import export_onnx
-from rlnas.space import get_space, list_spaces
+from rlnas.model.blocks import build_layer, input_shapes
+from rlnas.hardware.devices import cpu_name
+from rlnas.model.layers import enumerate_layers
+from rlnas.model.network import export_onnx
+from rlnas.model.space import get_space, list_spaces
 
 
 def time_exports(keys: list, dynamo: bool) -> list[float]:

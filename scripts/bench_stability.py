@@ -16,12 +16,12 @@ import argparse
 
 import numpy as np
 
-from rlnas.backends import Workload, get_backend
-from rlnas.blocks import build_layer, input_shapes
-from rlnas.devices import get_device
-from rlnas.layers import enumerate_layers
-from rlnas.profile import time_workload
-from rlnas.timing import TimingConfig
+from rlnas.hardware.backends import Workload, get_backend
+from rlnas.model.blocks import build_layer, input_shapes
+from rlnas.hardware.devices import get_device
+from rlnas.model.layers import enumerate_layers
+from rlnas.hardware.profile import time_workload
+from rlnas.hardware.timing import TimingConfig
 
 
 def main() -> None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rlnas.profile import ProfileConfig, profile
-from rlnas.table import load_table
+from rlnas.hardware.profile import ProfileConfig, profile
+from rlnas.hardware.table import load_table
 
 PRECISIONS = [("cpu", "fp32"), ("cpu", "int8"), ("intel-cpu", "fp32"), ("intel-cpu", "bf16")]
 # mobilenet is the default space; resnet (46 layers) makes the ResNet-18 baseline predictable.

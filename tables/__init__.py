@@ -1,1 +1,1 @@
-"""Lookup tables shipped with rlnas (Parquet data only; read by `rlnas.table`)."""
+"""Lookup tables shipped with rlnas (Parquet data only; read by `rlnas.hardware.table`)."""

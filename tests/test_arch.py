@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rlnas.arch import Architecture
-from rlnas.baselines import BASELINES
+from rlnas.model.arch import Architecture
+from rlnas.model.baselines import BASELINES
 from rlnas.errors import ArchitectureError
-from rlnas.space import get_space, list_spaces
+from rlnas.model.space import get_space, list_spaces
 
 
 def choices_of(name: str) -> st.SearchStrategy[tuple[int, ...]]:

@@ -47,7 +47,7 @@ def test_devices():
 
 @pytest.mark.parametrize("device", ["t4", "xavier-nx"])
 def test_profile_gpu_device_refused_in_one_line(device, tmp_path):
-    from rlnas.devices import get_device
+    from rlnas.hardware.devices import get_device
 
     if get_device(device).missing() is None:
         pytest.skip(f"{device} is present here")

@@ -10,20 +10,20 @@ from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import rlnas.envs  # noqa: F401  (registers the environments)
-from rlnas.arch import Architecture
+from rlnas.model.arch import Architecture
 from rlnas.errors import RlnasError
-from rlnas.evaluate import Evaluator
-from rlnas.rewards import RewardConfig
-from rlnas.scorer import ProxyConfig, ProxyScorer
-from rlnas.sources import (
+from rlnas.search.evaluate import Evaluator
+from rlnas.search.rewards import RewardConfig
+from rlnas.accuracy.scorer import ProxyConfig, ProxyScorer
+from rlnas.search.sources import (
     BenchmarkAccuracy,
     BenchmarkLatency,
     ProxyAccuracy,
     TableLatency,
     params_model,
 )
-from rlnas.space import get_space
-from rlnas.table import load_table, locate_table
+from rlnas.model.space import get_space
+from rlnas.hardware.table import load_table, locate_table
 
 
 def make_evaluator(space_name: str, shared: Path | None, budget: int = 10_000) -> Evaluator:

@@ -4,11 +4,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rlnas.arch import Architecture
-from rlnas.baselines import BASELINES
+from rlnas.model.arch import Architecture
+from rlnas.model.baselines import BASELINES
 from rlnas.errors import LayerError
-from rlnas.layers import LayerKey, arch_layers, enumerate_layers
-from rlnas.space import get_space, list_spaces
+from rlnas.model.layers import LayerKey, arch_layers, enumerate_layers
+from rlnas.model.space import get_space, list_spaces
 
 
 @pytest.mark.parametrize("name", list_spaces())

@@ -13,24 +13,24 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from rlnas.arch import Architecture
-from rlnas.calibration import Calibration, CalibrationError, fit_calibration
+from rlnas.model.arch import Architecture
+from rlnas.hardware.calibration import Calibration, CalibrationError, fit_calibration
 from rlnas.cli import app
 from rlnas.errors import RlnasError
-from rlnas.export import export_run
-from rlnas.measure import (
+from rlnas.results.export import export_run
+from rlnas.results.measure import (
     BASELINE_NAMES,
     MeasureConfig,
     NetworkTimer,
     calibrate_table,
     measure_run,
 )
-from rlnas.network import build_network
-from rlnas.report import beaten, write_report
-from rlnas.run import RunFolder, SearchConfig, ranked, run_search
-from rlnas.space import get_space
-from rlnas.table import load_table, locate_table, save_calibration, save_table
-from rlnas.timing import TimingConfig
+from rlnas.model.network import build_network
+from rlnas.results.report import beaten, write_report
+from rlnas.search.run import RunFolder, SearchConfig, ranked, run_search
+from rlnas.model.space import get_space
+from rlnas.hardware.table import load_table, locate_table, save_calibration, save_table
+from rlnas.hardware.timing import TimingConfig
 
 QUICK = TimingConfig(warmup=2, min_runs=5, min_time_ms=10.0, retries=0)
 

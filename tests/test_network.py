@@ -8,13 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from rlnas.arch import Architecture
-from rlnas.baselines import BASELINES, get_baseline
-from rlnas.blocks import build_layer, input_shapes
+from rlnas.model.arch import Architecture
+from rlnas.model.baselines import BASELINES, get_baseline
+from rlnas.model.blocks import build_layer, input_shapes
 from rlnas.errors import ArchitectureError
-from rlnas.layers import LAYER_OPS, arch_layers, enumerate_layers
-from rlnas.network import build_network, count_params, export_onnx
-from rlnas.space import list_spaces
+from rlnas.model.layers import LAYER_OPS, arch_layers, enumerate_layers
+from rlnas.model.network import build_network, count_params, export_onnx
+from rlnas.model.space import list_spaces
 
 
 def randomize_norms(module: nn.Module, seed: int) -> nn.Module:

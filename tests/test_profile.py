@@ -14,10 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from rlnas.errors import DeviceError
-from rlnas.layers import KEY_FIELDS, enumerate_layers
-from rlnas.profile import ProfileConfig, plan_profile, profile
-from rlnas.table import TableError, load_table
-from rlnas.timing import TimingConfig
+from rlnas.model.layers import KEY_FIELDS, enumerate_layers
+from rlnas.hardware.profile import ProfileConfig, plan_profile, profile
+from rlnas.hardware.table import TableError, load_table
+from rlnas.hardware.timing import TimingConfig
 
 FAST = TimingConfig(warmup=1, min_runs=3, min_time_ms=1.0, retries=0)
 
@@ -56,8 +56,8 @@ KILLED_RUN = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from rlnas.profile import ProfileConfig, profile
-    from rlnas.timing import TimingConfig
+    from rlnas.hardware.profile import ProfileConfig, profile
+    from rlnas.hardware.timing import TimingConfig
     timing = TimingConfig(warmup=2, min_runs=20, min_time_ms=20.0, retries=0)
     profile(ProfileConfig(device="cpu", space="nb201", resolution=64, out=Path(sys.argv[1]),
                           timing=timing, checkpoint_every=4))
@@ -114,7 +114,7 @@ def test_truncated_journal_line_is_remeasured(tmp_path):
 
 
 def load_digest() -> str:
-    from rlnas.space import get_space
+    from rlnas.model.space import get_space
 
     return get_space("nb201").digest
 
@@ -139,7 +139,7 @@ def test_refuses_table_of_other_precision(tmp_path):
 
 @pytest.mark.parametrize("device", ["t4", "xavier-nx"])
 def test_gpu_devices_refused_here(device, tmp_path):
-    from rlnas.devices import get_device
+    from rlnas.hardware.devices import get_device
 
     if get_device(device).missing() is None:
         pytest.skip(f"{device} is present here")

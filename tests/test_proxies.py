@@ -7,13 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from rlnas.arch import Architecture
-from rlnas.baselines import get_baseline
-from rlnas.data import Batch, DataError, load_data, make_batch
-from rlnas.network import build_network
-from rlnas.normalize import Normalizer
-from rlnas.proxies import PROXIES, ProxyError, count_macs, get_proxy, list_proxies
-from rlnas.scorer import ENSEMBLE, ProxyConfig, ProxyScorer
+from rlnas.model.arch import Architecture
+from rlnas.model.baselines import get_baseline
+from rlnas.accuracy.data import Batch, DataError, load_data, make_batch
+from rlnas.model.network import build_network
+from rlnas.accuracy.normalize import Normalizer
+from rlnas.accuracy.proxies import PROXIES, ProxyError, count_macs, get_proxy, list_proxies
+from rlnas.accuracy.scorer import ENSEMBLE, ProxyConfig, ProxyScorer
 
 
 def ones_batch(shape: tuple[int, ...], n: int = 4) -> Batch:

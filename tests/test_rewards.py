@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from rlnas.errors import RlnasError
-from rlnas.rewards import RewardConfig
+from rlnas.search.rewards import RewardConfig
 
 
 def test_mnas():

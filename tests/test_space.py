@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from rlnas.errors import SpaceError
-from rlnas.space import CellSpace, MacroSpace, get_space, list_spaces
+from rlnas.model.space import CellSpace, MacroSpace, get_space, list_spaces
 
 BUILTIN = Path(__file__).resolve().parents[1] / "rlnas" / "spaces"
 

@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from rlnas.arch import Architecture
+from rlnas.model.arch import Architecture
 from rlnas.cli import app
 from rlnas.errors import RlnasError
-from rlnas.evaluate import BudgetExhausted
-from rlnas.run import SearchConfig, build_evaluator, pareto_front, run_search
-from rlnas.space import get_space
-from rlnas.strategies import STRATEGIES, get_strategy
+from rlnas.search.evaluate import BudgetExhausted
+from rlnas.search.run import SearchConfig, build_evaluator, pareto_front, run_search
+from rlnas.model.space import get_space
+from rlnas.search.strategies import STRATEGIES, get_strategy
 
 
 def nb201_config(shared: Path, strategy: str, budget: int = 40, seed: int = 0) -> SearchConfig:
@@ -152,7 +152,7 @@ def test_search_cli_unknown_device_one_line(tmp_path):
 
 def test_benchmark_file_for_a_huge_space(tmp_path):
     """arch_index-keyed files work for spaces far too large to enumerate (mobilenet)."""
-    from rlnas.sources import BenchmarkAccuracy
+    from rlnas.search.sources import BenchmarkAccuracy
 
     space = get_space("mobilenet")
     arch = Architecture.sample(__import__("numpy").random.default_rng(0), space)

@@ -9,11 +9,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rlnas.arch import Architecture
-from rlnas.layers import arch_layers, enumerate_layers
-from rlnas.profile import ProfileConfig, profile
-from rlnas.space import get_space
-from rlnas.table import (
+from rlnas.model.arch import Architecture
+from rlnas.model.layers import arch_layers, enumerate_layers
+from rlnas.hardware.profile import ProfileConfig, profile
+from rlnas.model.space import get_space
+from rlnas.hardware.table import (
     MissingEntriesError,
     TableError,
     load_table,
@@ -21,7 +21,7 @@ from rlnas.table import (
     resolve_table,
     save_table,
 )
-from rlnas.timing import TimingConfig
+from rlnas.hardware.timing import TimingConfig
 
 FAST = TimingConfig(warmup=1, min_runs=3, min_time_ms=1.0, retries=0)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import itertools
 
-from rlnas.timing import TimingConfig, measure
+from rlnas.hardware.timing import TimingConfig, measure
 
 
 def clock(values):

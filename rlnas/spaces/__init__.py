@@ -1,1 +1,1 @@
-"""Built-in search space files (data only; loaded by `rlnas.space`)."""
+"""Built-in search space files (data only; loaded by `rlnas.model.space`)."""

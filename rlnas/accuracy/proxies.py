@@ -1,0 +1,247 @@
+"""Zero-cost accuracy proxies: a score of an untrained network from one minibatch.
+
+Each proxy is a function `(net, batch) -> float` registered with
+`@register_proxy`; higher is better for all of them. Definitions follow
+Abdelfattah et al., "Zero-Cost Proxies for Lightweight NAS" (ICLR 2021),
+which evaluated them on NAS-Bench-201, and the papers each one comes from:
+the per-layer metrics are summed over the weights of every convolution and
+linear layer.
+
+Raw values are not comparable across proxies and span many orders of
+magnitude; `rlnas.accuracy.normalize` maps them onto [0, 1] before any reward sees them.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rlnas.accuracy.data import Batch
+from rlnas.errors import RlnasError, unknown
+from rlnas.model.network import count_params
+
+ProxyFn = Callable[[nn.Module, Batch], float]
+
+
+class ProxyError(RlnasError):
+    """An unknown proxy, or a proxy that needs data it was not given."""
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """A registered proxy.
+
+    Attributes:
+        name: Registry name.
+        fn: The scoring function; it must not change the network it is given.
+        needs_data: Whether real images make a difference (False: data-free).
+        reference: The paper that defines it.
+    """
+
+    name: str
+    fn: ProxyFn
+    needs_data: bool
+    reference: str
+
+
+PROXIES: dict[str, Proxy] = {}
+
+
+def register_proxy(name: str, needs_data: bool, reference: str) -> Callable[[ProxyFn], ProxyFn]:
+    def decorate(fn: ProxyFn) -> ProxyFn:
+        PROXIES[name] = Proxy(name, fn, needs_data, reference)
+        return fn
+
+    return decorate
+
+
+def list_proxies(pattern: str = "*") -> list[str]:
+    return [name for name in PROXIES if fnmatch.fnmatch(name, pattern)]
+
+
+def get_proxy(name: str) -> Proxy:
+    if name not in PROXIES:
+        raise ProxyError(unknown("proxy", name, PROXIES))
+    return PROXIES[name]
+
+
+def _weighted_layers(net: nn.Module) -> list[nn.Conv2d | nn.Linear]:
+    return [m for m in net.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+
+
+def _layer_sum(
+    net: nn.Module, metric: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+) -> float:
+    """Sum of `metric(weight, gradient)` over the convolution and linear layers."""
+    with torch.no_grad():
+        return float(
+            sum(
+                metric(layer.weight, layer.weight.grad)
+                for layer in _weighted_layers(net)
+                if layer.weight.grad is not None
+            )
+        )
+
+
+def _loss_gradients(net: nn.Module, batch: Batch) -> nn.Module:
+    """A train-mode copy of `net` holding the cross-entropy gradients of one batch."""
+    net = copy.deepcopy(net).train()
+    net.zero_grad()
+    F.cross_entropy(net(batch.x), batch.y).backward()
+    return net
+
+
+@register_proxy(
+    "synflow",
+    needs_data=False,
+    reference="Tanaka et al., Pruning neural networks without any data by "
+    "iteratively conserving synaptic flow, NeurIPS 2020",
+)
+def synflow(net: nn.Module, batch: Batch) -> float:
+    """Sum over weights of |theta * dR/dtheta|, R = sum of the output of the network with all
+    parameters replaced by their absolute values, on an all-ones input, batch norm removed
+    (as Abdelfattah et al. do), in float64 to delay overflow."""
+    net = copy.deepcopy(net).double().eval()
+    _remove_batch_norm(net)
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.abs_()
+    net.zero_grad()
+    ones = torch.ones((1, *batch.x.shape[1:]), dtype=torch.float64)
+    net(ones).sum().backward()
+    return _layer_sum(net, lambda w, g: (w * g).abs().sum())
+
+
+def _remove_batch_norm(net: nn.Module) -> None:
+    for name, child in net.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            setattr(net, name, nn.Identity())
+        else:
+            _remove_batch_norm(child)
+
+
+@register_proxy(
+    "grad_norm",
+    needs_data=True,
+    reference="Abdelfattah et al., Zero-Cost Proxies for Lightweight NAS, ICLR 2021",
+)
+def grad_norm(net: nn.Module, batch: Batch) -> float:
+    """Sum over layers of the Euclidean norm of the loss gradient of the layer's weights."""
+    return _layer_sum(_loss_gradients(net, batch), lambda w, g: g.norm())
+
+
+@register_proxy(
+    "snip",
+    needs_data=True,
+    reference="Lee et al., SNIP: Single-shot network pruning based on connection "
+    "sensitivity, ICLR 2019",
+)
+def snip(net: nn.Module, batch: Batch) -> float:
+    """Sum over weights of the connection sensitivity |theta * dL/dtheta|."""
+    return _layer_sum(_loss_gradients(net, batch), lambda w, g: (w * g).abs().sum())
+
+
+@register_proxy(
+    "jacob_cov",
+    needs_data=True,
+    reference="Mellor et al., Neural Architecture Search without Training, "
+    "arXiv:2006.04647v1 (2020)",
+)
+def jacob_cov(net: nn.Module, batch: Batch) -> float:
+    """-sum(log(l + k) + 1/(l + k)), l the eigenvalues of the correlation matrix of the
+    per-sample input Jacobians of the summed output, k = 1e-5."""
+    net = copy.deepcopy(net).train()
+    x = batch.x.clone().requires_grad_(True)
+    net(x).sum().backward()
+    if x.grad is None:
+        raise ProxyError("jacob_cov: the network's output does not depend on its input")
+    jacobians = x.grad.reshape(len(x), -1).numpy().astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        correlation = np.corrcoef(jacobians)
+    if not np.isfinite(correlation).all():
+        return -1e8  # a constant Jacobian (dead network): the worst possible score
+    eigenvalues = np.linalg.eigvalsh(correlation)
+    k = 1e-5
+    return float(-np.sum(np.log(eigenvalues + k) + 1.0 / (eigenvalues + k)))
+
+
+_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.SiLU)
+
+
+@register_proxy(
+    "naswot",
+    needs_data=True,
+    reference="Mellor et al., Neural Architecture Search without Training, ICML 2021",
+)
+def naswot(net: nn.Module, batch: Batch) -> float:
+    """log|det K|, K[i, j] = number of rectifier units on which samples i and j agree
+    (both active or both inactive), over every activation of the network."""
+    net = copy.deepcopy(net).train()
+    n = len(batch.x)
+    kernel = torch.zeros((n, n), dtype=torch.float64)
+
+    def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> None:
+        code = (inputs[0].reshape(n, -1) > 0).double()
+        kernel.add_(code @ code.T + (1 - code) @ (1 - code).T)
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, _ACTIVATIONS)]
+    try:
+        with torch.no_grad():
+            net(batch.x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    _, logdet = np.linalg.slogdet(kernel.numpy())
+    return float(logdet)
+
+
+@register_proxy("params", needs_data=False, reference="parameter count (baseline)")
+def params(net: nn.Module, batch: Batch) -> float:
+    """Trainable parameters."""
+    return float(count_params(net))
+
+
+@register_proxy("flops", needs_data=False, reference="multiply-accumulates (baseline)")
+def flops(net: nn.Module, batch: Batch) -> float:
+    """Multiply-accumulate operations of convolutions and linear layers for one image at the
+    batch's resolution (the figure papers call FLOPs, e.g. 300M for MobileNetV2 at 224)."""
+    return float(count_macs(net, tuple(batch.x.shape[1:])))
+
+
+def count_macs(net: nn.Module, image_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of Conv2d and Linear layers for one input of `image_shape` (CHW)."""
+    total = 0
+
+    def conv_hook(module: nn.Module, _inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        nonlocal total
+        assert isinstance(module, nn.Conv2d)
+        kh, kw = module.kernel_size
+        total += out.numel() * (module.in_channels // module.groups) * kh * kw
+
+    def linear_hook(
+        module: nn.Module, _inputs: tuple[torch.Tensor, ...], out: torch.Tensor
+    ) -> None:
+        nonlocal total
+        assert isinstance(module, nn.Linear)
+        total += out.numel() * module.in_features
+
+    handles = []
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d):
+            handles.append(module.register_forward_hook(conv_hook))
+        elif isinstance(module, nn.Linear):
+            handles.append(module.register_forward_hook(linear_hook))
+    try:
+        with torch.no_grad():
+            net.eval()(torch.zeros((1, *image_shape)))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total

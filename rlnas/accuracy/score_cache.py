@@ -1,0 +1,102 @@
+"""On-disk cache of raw proxy scores (Parquet), so no architecture is scored twice.
+
+A row is keyed by everything the score depends on: the space (digest), the
+architecture (canonical string), the proxy, the data (content hash, or
+`none`), the resolution, the batch size and the seed. New rows are kept in
+memory and written with `flush()` (atomic rewrite of the whole file).
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rlnas.errors import RlnasError
+from rlnas.hardware.table import atomic_write_parquet, user_tables_dir
+
+CACHE_SCHEMA_VERSION = 1
+CACHE_SCHEMA = pa.schema(
+    [
+        ("space_digest", pa.string()),
+        ("arch", pa.string()),
+        ("proxy", pa.string()),
+        ("data_id", pa.string()),
+        ("resolution", pa.int32()),
+        ("batch_size", pa.int32()),
+        ("seed", pa.int32()),
+        ("value", pa.float64()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class ScoreKey:
+    """What a raw proxy score depends on."""
+
+    space_digest: str
+    arch: str
+    proxy: str
+    data_id: str
+    resolution: int
+    batch_size: int
+    seed: int
+
+
+def default_cache_path() -> Path:
+    return user_tables_dir().parent / "cache" / "proxy_scores.parquet"
+
+
+class ScoreCache:
+    """Raw scores by `ScoreKey`, backed by one Parquet file (or memory only if path is None)."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.values: dict[ScoreKey, float] = {}
+        self.pending = 0
+        if path is not None and path.exists():
+            self._read(path)
+
+    def _read(self, path: Path) -> None:
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise RlnasError(
+                f"score cache {path} is unreadable ({exc}); move it away to start a new one"
+            ) from None
+        version = (table.schema.metadata or {}).get(b"rlnas.cache_schema_version")
+        if (
+            version != str(CACHE_SCHEMA_VERSION).encode()
+            or table.schema.names != CACHE_SCHEMA.names
+        ):
+            raise RlnasError(
+                f"{path} is not an rlnas score cache of schema {CACHE_SCHEMA_VERSION}; "
+                "move it away to start a new one"
+            )
+        columns = [table.column(name).to_pylist() for name in CACHE_SCHEMA.names]
+        for row in zip(*columns, strict=True):
+            self.values[ScoreKey(*row[:-1])] = float(row[-1])
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def get(self, key: ScoreKey) -> float | None:
+        return self.values.get(key)
+
+    def put(self, key: ScoreKey, value: float) -> None:
+        self.values[key] = value
+        self.pending += 1
+
+    def flush(self) -> None:
+        """Writes every row to the file, atomically; a no-op without new rows or path."""
+        if self.path is None or not self.pending:
+            return
+        rows = [(*astuple(k), v) for k, v in self.values.items()]
+        columns = {name: [row[i] for row in rows] for i, name in enumerate(CACHE_SCHEMA.names)}
+        table = pa.table(columns, schema=CACHE_SCHEMA).replace_schema_metadata(
+            {b"rlnas.cache_schema_version": str(CACHE_SCHEMA_VERSION).encode()}
+        )
+        atomic_write_parquet(table, self.path)
+        self.pending = 0

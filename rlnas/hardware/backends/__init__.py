@@ -1,0 +1,133 @@
+"""Device backends behind one small interface, imported only when used.
+
+A backend compiles a `Workload` (a model with fixed inputs) at a precision
+and returns a `Compiled` whose `run_timed()` runs one inference and returns
+its milliseconds. The registry maps backend names to "module:Class" strings,
+so TensorRT or OpenVINO is imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from torch import nn
+
+from rlnas.errors import DeviceError, did_you_mean, unknown
+from rlnas.model.network import export_onnx
+
+BACKENDS: dict[str, str] = {
+    "onnxruntime": "rlnas.hardware.backends.onnxruntime:OnnxRuntimeBackend",
+    "openvino": "rlnas.hardware.backends.openvino:OpenVinoBackend",
+    "tensorrt": "rlnas.hardware.backends.tensorrt:TensorRtBackend",
+    "torch-cuda": "rlnas.hardware.backends.torch_cuda:TorchCudaBackend",
+}
+
+# Python module each backend needs, for the error when it is missing.
+VENDOR_PACKAGES = {
+    "onnxruntime": "onnxruntime",
+    "openvino": "openvino",
+    "tensorrt": "tensorrt",
+    "torch-cuda": "torch",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Workload:
+    """One model to compile and time, with the fixed inputs it runs on.
+
+    Attributes:
+        module: The torch module (eval mode); the source of the ONNX graph.
+        inputs: Float32 NCHW arrays, one per model input.
+        seed: Seed of the calibration batches for int8.
+    """
+
+    module: nn.Module
+    inputs: tuple[np.ndarray, ...]
+    seed: int = 0
+    _onnx: list[bytes] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def random(
+        cls, module: nn.Module, shapes: Sequence[tuple[int, ...]], seed: int = 0
+    ) -> Workload:
+        """A workload on seeded standard-normal inputs of the given shapes."""
+        rng = np.random.default_rng(seed)
+        inputs = tuple(rng.standard_normal(s).astype(np.float32) for s in shapes)
+        return cls(module.eval(), inputs, seed)
+
+    @property
+    def onnx(self) -> bytes:
+        """The module as ONNX bytes, exported once on first use."""
+        if not self._onnx:
+            self._onnx.append(export_onnx(self.module, [x.shape for x in self.inputs]))
+        return self._onnx[0]
+
+    def calibration(self, batches: int = 4) -> list[tuple[np.ndarray, ...]]:
+        """Seeded input batches for post-training quantization."""
+        rng = np.random.default_rng(self.seed + 1)
+        return [
+            tuple(rng.standard_normal(x.shape).astype(np.float32) for x in self.inputs)
+            for _ in range(batches)
+        ]
+
+
+class Compiled(Protocol):
+    """A model compiled for a device, bound to its inputs."""
+
+    def run_timed(self) -> float:
+        """Runs one inference; returns its elapsed milliseconds by the backend's clock."""
+        ...
+
+
+class Backend(Protocol):
+    """Compiles workloads for one kind of device."""
+
+    name: str
+    precisions: tuple[str, ...]
+
+    def version(self) -> str:
+        """The vendor runtime's version string."""
+        ...
+
+    def compile(self, workload: Workload, precision: str) -> Compiled:
+        """Compiles the workload at `precision` (one of `precisions`)."""
+        ...
+
+
+def get_backend(name: str, threads: int = 1) -> Backend:
+    """Imports and instantiates a backend.
+
+    Raises:
+        DeviceError: The name is unknown or its vendor package is not installed.
+    """
+    if name not in BACKENDS:
+        raise DeviceError(unknown("backend", name, BACKENDS))
+    return _backend_class(name)(threads=threads)
+
+
+@functools.cache
+def _backend_class(name: str) -> type:
+    module_name, class_name = BACKENDS[name].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        package = VENDOR_PACKAGES[name]
+        raise DeviceError(
+            f"backend '{name}' needs the Python package '{package}', which cannot be imported "
+            f"({exc}); install it, or search with a shipped table (rlnas tables list)"
+        ) from None
+    cls: type = getattr(module, class_name)
+    return cls
+
+
+def check_precision(backend: Backend, precision: str) -> None:
+    if precision not in backend.precisions:
+        raise DeviceError(
+            f"precision '{precision}' is not offered by backend '{backend.name}'; allowed: "
+            f"{', '.join(backend.precisions)}.{did_you_mean(precision, backend.precisions)}"
+        )

@@ -1,0 +1,435 @@
+"""Lookup tables: per-layer latencies of one device, precision, space, resolution and batch.
+
+One Parquet file per table, with an explicit pyarrow schema: the `LayerKey`
+columns, then latency statistics. File metadata (all `rlnas.*` keys) says what
+measured it. Reading validates the schema, its version and the metadata, and
+names exactly what is wrong. No pickle anywhere.
+
+Raw predicted network latency = per-call overhead once + the sum over the
+network's layers of (layer latency - that layer's own per-call overhead): each
+layer was timed in its own call, so a plain sum would count the overhead of a
+call once per layer. A table calibrated against end-to-end measurements
+(`rlnas.hardware.calibration`) maps the raw prediction through its calibration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rlnas.model.arch import Architecture
+from rlnas.hardware.calibration import Calibration
+from rlnas.model.costs import AdditiveCost
+from rlnas.errors import RlnasError, did_you_mean
+from rlnas.model.layers import KEY_FIELDS, LayerKey, arch_layers, enumerate_layers
+from rlnas.model.space import Space
+
+SCHEMA_VERSION = 1
+# Metadata a table may lack (added after schema 1 was fixed; the rows are unchanged).
+OPTIONAL_META = ("calibration",)
+
+KEY_SCHEMA = pa.schema(
+    [
+        ("op", pa.string()),
+        ("cin", pa.int32()),
+        ("cout", pa.int32()),
+        ("h", pa.int32()),
+        ("w", pa.int32()),
+        ("kernel", pa.int32()),
+        ("stride", pa.int32()),
+        ("expand", pa.int32()),
+        ("se", pa.bool_()),
+        ("act", pa.string()),
+    ]
+)
+STAT_SCHEMA = pa.schema(
+    [
+        ("latency_ms", pa.float64()),  # median
+        ("p10_ms", pa.float64()),
+        ("p90_ms", pa.float64()),
+        ("mean_ms", pa.float64()),
+        ("std_ms", pa.float64()),
+        ("runs", pa.int32()),
+        ("overhead_ms", pa.float64()),  # per-call overhead of an empty graph on the same inputs
+        ("unstable", pa.bool_()),  # spread stayed wide after re-timing
+    ]
+)
+SCHEMA = pa.schema(list(KEY_SCHEMA) + list(STAT_SCHEMA))
+STAT_FIELDS = tuple(STAT_SCHEMA.names)
+
+
+class TableError(RlnasError):
+    """A table file is missing, unreadable, of a wrong schema, or for something else."""
+
+
+class MissingEntriesError(TableError):
+    """Layers asked for are not in the table."""
+
+    def __init__(self, message: str, missing: list[LayerKey]):
+        super().__init__(message)
+        self.missing = missing
+
+
+@dataclass(frozen=True)
+class TableMeta:
+    """What a table holds and what produced it (the file's `rlnas.*` metadata).
+
+    Attributes:
+        device: Device name (`cpu`, `t4`, ...).
+        backend: Backend name (`onnxruntime`, ...).
+        backend_version: The vendor runtime's version and mode.
+        precision: fp32, bf16, fp16 or int8.
+        space: Name of the search space.
+        space_digest: The space's digest; a table serves only that exact space.
+        resolution: Input resolution in pixels.
+        batch: Batch size.
+        threads: Intra-op threads used when timing (0 where not applicable).
+        host: The hardware that measured it (CPU or GPU model), or what an
+            estimate stands for.
+        source: `measured` or `estimated`.
+        method: How an estimated table was made; the timing harness settings
+            for a measured one.
+        overhead_ms: Per-call overhead of an empty graph on the network input.
+        created: ISO 8601 creation time (UTC).
+        rlnas_version: Version of rlnas that wrote it.
+        schema_version: Table schema version.
+        calibration: JSON of the end-to-end `Calibration`, or "" if uncalibrated.
+    """
+
+    device: str
+    backend: str
+    backend_version: str
+    precision: str
+    space: str
+    space_digest: str
+    resolution: int
+    batch: int
+    threads: int
+    host: str
+    source: str
+    method: str
+    overhead_ms: float
+    created: str = field(
+        default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    )
+    rlnas_version: str = field(default_factory=lambda: _rlnas_version())
+    schema_version: int = SCHEMA_VERSION
+    calibration: str = ""
+
+    def to_metadata(self) -> dict[bytes, bytes]:
+        return {f"rlnas.{k}".encode(): str(v).encode() for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_metadata(cls, raw: dict[bytes, bytes], path: Path) -> TableMeta:
+        values = {
+            k.decode().removeprefix("rlnas."): v.decode()
+            for k, v in raw.items()
+            if k.startswith(b"rlnas.")
+        }
+        if "schema_version" not in values:
+            raise TableError(
+                f"{path} is a Parquet file but not an rlnas table (no rlnas.schema_version in "
+                "its metadata); build one with `rlnas profile`"
+            )
+        if values["schema_version"] != str(SCHEMA_VERSION):
+            raise TableError(
+                f"{path} has table schema version {values['schema_version']}; this rlnas reads "
+                f"version {SCHEMA_VERSION}: rebuild it with `rlnas profile` or use a matching rlnas"
+            )
+        kwargs: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in values and f.name in OPTIONAL_META:
+                continue
+            if f.name not in values:
+                raise TableError(f"{path}: metadata lacks 'rlnas.{f.name}'; rebuild the table")
+            text = values[f.name]
+            try:
+                kwargs[f.name] = (
+                    int(text) if f.type == "int" else float(text) if f.type == "float" else text
+                )
+            except ValueError:
+                raise TableError(
+                    f"{path}: metadata 'rlnas.{f.name}' = {text!r} is not a {f.type}"
+                ) from None
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+    @property
+    def name(self) -> str:
+        """Conventional file stem: device_precision_space_resolution_bBatch."""
+        return table_name(self.device, self.precision, self.space, self.resolution, self.batch)
+
+
+def table_name(device: str, precision: str, space: str, resolution: int, batch: int) -> str:
+    return f"{device}_{precision}_{space}_{resolution}_b{batch}"
+
+
+def user_tables_dir() -> Path:
+    """Where `rlnas profile` writes by default: `$RLNAS_HOME/tables` (default `~/.rlnas/tables`)."""
+    return Path(os.environ.get("RLNAS_HOME", Path.home() / ".rlnas")) / "tables"
+
+
+def shipped_tables_dir() -> Path:
+    """The tables installed with the package."""
+    from importlib import resources
+
+    return Path(str(resources.files("rlnas.tables")))
+
+
+def find_tables(extra_dirs: tuple[Path, ...] = ()) -> list[tuple[str, Path]]:
+    """(origin, path) of every table file: the user's, then shipped, then `extra_dirs`."""
+    found = []
+    for origin, folder in [("user", user_tables_dir()), ("shipped", shipped_tables_dir())] + [
+        ("dir", d) for d in extra_dirs
+    ]:
+        if folder.is_dir():
+            found += [(origin, p) for p in sorted(folder.glob("*.parquet"))]
+    return found
+
+
+def resolve_table(name_or_path: str | Path) -> Path:
+    """A table file from a path, or from a name (file stem) among the known tables."""
+    path = Path(name_or_path)
+    if path.suffix == ".parquet" or path.exists():
+        if not path.is_file():
+            raise TableError(
+                f"table file {path} does not exist; `rlnas tables list` shows the tables"
+            )
+        return path
+    names = {p.stem: p for _, p in find_tables()}
+    if str(name_or_path) not in names:
+        raise TableError(
+            f"table '{name_or_path}' doesn't exist; known: {', '.join(names) or 'none'}."
+            f"{did_you_mean(str(name_or_path), names)} "
+            "A table file is given by its path (*.parquet)"
+        )
+    return names[str(name_or_path)]
+
+
+def locate_table(
+    device: str, precision: str, space: str, resolution: int, batch: int = 1
+) -> tuple[str, Path]:
+    """(origin, path) of the table for these settings: the user's own first, then shipped.
+
+    Raises:
+        TableError: No such table, with the command that makes one.
+    """
+    name = table_name(device, precision, space, resolution, batch)
+    for origin, path in find_tables():
+        if path.stem == name:
+            return origin, path
+    raise TableError(
+        f"no lookup table '{name}' (shipped or in {user_tables_dir()}); measure one with "
+        f"`rlnas profile --device {device} --precision {precision} --space {space} "
+        f"--resolution {resolution} --batch {batch}`, or see `rlnas tables list`"
+    )
+
+
+def default_precision(device: str, space: str, resolution: int, batch: int = 1) -> str:
+    """The first of the device's precisions that has a table here (else its first precision)."""
+    from rlnas.hardware.devices import get_device
+
+    precisions = get_device(device).precisions
+    names = {p.stem for _, p in find_tables()}
+    for precision in precisions:
+        if table_name(device, precision, space, resolution, batch) in names:
+            return precision
+    return precisions[0]
+
+
+def _rlnas_version() -> str:
+    from rlnas import __version__
+
+    return __version__
+
+
+class LatencyTable:
+    """A loaded table: metadata plus rows, with fast lookup by `LayerKey`."""
+
+    def __init__(self, meta: TableMeta, frame: pd.DataFrame, path: Path | None = None):
+        self.meta = meta
+        self.frame = frame.reset_index(drop=True)
+        self.path = path
+        keys = [LayerKey(*row) for row in self.frame[list(KEY_FIELDS)].itertuples(index=False)]
+        self.index: dict[LayerKey, int] = {k: i for i, k in enumerate(keys)}
+        if len(self.index) != len(keys):
+            raise TableError(f"{path or 'table'} has duplicate layer keys; rebuild it")
+        self.latency = self.frame["latency_ms"].to_numpy(dtype=np.float64)
+        # What a layer adds inside a network: its latency without its own call overhead.
+        self.net_latency = np.maximum(
+            self.latency - self.frame["overhead_ms"].to_numpy(dtype=np.float64), 0.0
+        )
+        self.calibration = Calibration.from_json(meta.calibration)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def keys(self) -> list[LayerKey]:
+        return list(self.index)
+
+    def missing(self, keys: list[LayerKey]) -> list[LayerKey]:
+        return [k for k in dict.fromkeys(keys) if k not in self.index]
+
+    def layer_ms(self, key: LayerKey) -> float:
+        """Median latency of one layer timed alone (its call overhead included)."""
+        return float(self.latency[self._row(key)])
+
+    def _row(self, key: LayerKey) -> int:
+        row = self.index.get(key)
+        if row is None:
+            raise self.missing_error([key])
+        return row
+
+    def rows(self, keys: list[LayerKey]) -> np.ndarray:
+        """Row indices of the keys; raises MissingEntriesError naming any that are absent."""
+        index = self.index
+        try:
+            return np.fromiter((index[k] for k in keys), dtype=np.int64, count=len(keys))
+        except KeyError:
+            raise self.missing_error(self.missing(keys)) from None
+
+    def raw_predict_ms(self, arch: Architecture) -> float:
+        """Overhead once plus the layers' latencies without their own overhead; uncalibrated."""
+        self.check_space(arch.space)
+        rows = self.rows(arch_layers(arch, self.meta.resolution))
+        return float(self.meta.overhead_ms + self.net_latency[rows].sum())
+
+    def predict_ms(self, arch: Architecture) -> float:
+        """Predicted end-to-end latency at the table's resolution (calibrated if it can be)."""
+        raw = self.raw_predict_ms(arch)
+        return raw if self.calibration is None else self.calibration.apply(raw)
+
+    def cost_model(self, space: Space) -> AdditiveCost:
+        """Fast per-decision latency of the space's architectures (see `rlnas.model.costs`).
+
+        Raises:
+            TableError: The table is for another space or resolution.
+            MissingEntriesError: The table does not cover the space.
+        """
+        self.check_space(space)
+        missing = self.missing(enumerate_layers(space, self.meta.resolution))
+        if missing:
+            raise self.missing_error(missing)
+        scale, offset = (1.0, 0.0)
+        if self.calibration is not None:
+            scale, offset = self.calibration.scale, self.calibration.offset_ms
+        net = {key: scale * float(self.net_latency[row]) for key, row in self.index.items()}
+        fixed = scale * self.meta.overhead_ms + offset
+        return AdditiveCost(space, self.meta.resolution, net.__getitem__, fixed)
+
+    def check_space(self, space: Space, resolution: int | None = None) -> None:
+        """Raises TableError unless this table serves `space` at `resolution`."""
+        meta = self.meta
+        resolution = meta.resolution if resolution is None else resolution
+        if meta.space_digest != space.digest or meta.resolution != resolution:
+            where = self.path or meta.name
+            raise TableError(
+                f"table {where} is for space '{meta.space}' (digest {meta.space_digest}) at "
+                f"{meta.resolution}px, not space '{space.name}' (digest {space.digest}) at "
+                f"{resolution}px; profile one with `rlnas profile --space {space.name} "
+                f"--resolution {resolution}`"
+            )
+
+    def missing_error(self, missing: list[LayerKey]) -> MissingEntriesError:
+        meta = self.meta
+        shown = "; ".join(str(k) for k in missing[:3])
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        command = (
+            f"rlnas profile --device {meta.device} --precision {meta.precision} "
+            f"--space {meta.space} --resolution {meta.resolution} --batch {meta.batch}"
+            + (f" --out {self.path}" if self.path else "")
+        )
+        return MissingEntriesError(
+            f"table {self.path or meta.name} lacks {len(missing)} layer(s): {shown}{more}; "
+            f"fill them with `{command}`",
+            missing,
+        )
+
+
+def save_calibration(path: Path, calibration: Calibration | None) -> None:
+    """Stores (or with None removes) a table's calibration; its rows are rewritten unchanged."""
+    table = load_table(path)
+    meta = dataclasses.replace(
+        table.meta, calibration="" if calibration is None else calibration.to_json()
+    )
+    save_table(meta, table.frame, Path(path))
+
+
+def rows_frame(records: list[dict[str, object]]) -> pd.DataFrame:
+    """A frame with the table's columns, in order and of the schema's types, from row dicts."""
+    arrow = pa.Table.from_pylist(records, schema=SCHEMA)
+    return arrow.to_pandas()
+
+
+def save_table(meta: TableMeta, frame: pd.DataFrame, path: Path) -> None:
+    """Writes the table atomically: a reader never sees a half-written file."""
+    frame = frame.sort_values(list(KEY_FIELDS)).reset_index(drop=True)
+    arrow = pa.Table.from_pandas(frame[SCHEMA.names], schema=SCHEMA, preserve_index=False)
+    atomic_write_parquet(arrow.replace_schema_metadata(meta.to_metadata()), path)
+
+
+def atomic_write_parquet(table: pa.Table, path: Path) -> None:
+    """Writes to a temporary file beside `path`, then renames it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a table is meant to be shared
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_meta(path: Path) -> TableMeta:
+    """The metadata alone (cheap: no rows are read)."""
+    path = Path(path)
+    if not path.is_file():
+        raise TableError(f"table file {path} does not exist; `rlnas tables list` shows the tables")
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise TableError(
+            f"{path} is not a readable Parquet file ({exc}); rebuild it with `rlnas profile`"
+        ) from None
+    return TableMeta.from_metadata(schema.metadata or {}, path)
+
+
+def load_table(path: Path) -> LatencyTable:
+    """Reads and validates a table.
+
+    Raises:
+        TableError: Missing file, not Parquet, not an rlnas table, wrong schema
+            version, or columns of wrong names or types (each named).
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    try:
+        arrow = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise TableError(
+            f"{path} cannot be read ({exc}); rebuild it with `rlnas profile`"
+        ) from None
+    problems = []
+    for expected in SCHEMA:
+        if expected.name not in arrow.schema.names:
+            problems.append(f"missing column '{expected.name}'")
+        elif arrow.schema.field(expected.name).type != expected.type:
+            got = arrow.schema.field(expected.name).type
+            problems.append(f"column '{expected.name}' is {got}, expected {expected.type}")
+    extra = [n for n in arrow.schema.names if n not in SCHEMA.names]
+    problems += [f"unexpected column '{n}'" for n in extra]
+    if problems:
+        raise TableError(
+            f"{path} does not match table schema {SCHEMA_VERSION}: {'; '.join(problems)}"
+        )
+    return LatencyTable(meta, arrow.to_pandas(), path)

@@ -1,0 +1,93 @@
+"""Export of a run's chosen architecture for the user's own training and deployment pipeline.
+
+Formats:
+    onnx   the network (untrained weights) as ONNX, batch 1 at the run's resolution
+    torch  a `torch.export` program (.pt2): loads with
+           `torch.export.load(path).module()` without rlnas, in inference mode
+    json   the architecture: canonical string, space and its digest, resolution,
+           its layers, parameters, MACs and the run's figures for it; rebuild a
+           trainable module with `rlnas.model.network.build_network`
+
+Ranks are the run's evaluations ordered by reward, feasible first (rank 1 is
+the best).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from rlnas.model.arch import Architecture
+from rlnas.errors import RlnasError, unknown
+from rlnas.model.layers import arch_layers
+from rlnas.model.network import build_network, count_params, export_onnx
+from rlnas.search.run import RunFolder
+from rlnas.model.space import get_space
+
+FORMATS = {"onnx": ".onnx", "torch": ".pt2", "json": ".json"}
+
+
+def export_run(run_path: Path, rank: int = 1, fmt: str = "onnx", out: Path | None = None) -> Path:
+    """Writes the architecture at `rank` of a run in format `fmt`; returns the file.
+
+    Args:
+        run_path: The run folder.
+        rank: 1-based rank (see module docstring).
+        fmt: onnx, torch or json.
+        out: Output file (default: `<run>/export/rank<K><suffix>`).
+
+    Raises:
+        RlnasError: Unknown format, rank out of range, not a run folder.
+    """
+    if fmt not in FORMATS:
+        raise RlnasError(unknown("export format", fmt, FORMATS))
+    run = RunFolder.open(run_path)
+    row = run.candidate(rank)
+    space = get_space(run.config.space)
+    arch = Architecture.decode(str(row["arch"]), space)
+    resolution = run.config.resolution or space.resolution
+    out = Path(out) if out is not None else run.path / "export" / f"rank{rank}{FORMATS[fmt]}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    module = build_network(arch, resolution)
+    shape = (1, 3, resolution, resolution)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        if fmt == "onnx":
+            tmp.write_bytes(export_onnx(module, [shape]))
+        elif fmt == "torch":
+            program = torch.export.export(module, (torch.zeros(shape),))
+            torch.export.save(program, str(tmp))
+        else:
+            tmp.write_text(json.dumps(_description(run, row, arch, resolution, module), indent=2))
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def _description(
+    run: RunFolder, record: pd.Series, arch: Architecture, resolution: int, module: torch.nn.Module
+) -> dict[str, object]:
+    return {
+        "arch": str(arch),
+        "space": arch.space.name,
+        "space_digest": arch.space.digest,
+        "resolution": resolution,
+        "input_shape": [1, 3, resolution, resolution],
+        "rank": int(record["rank"]),
+        "params": count_params(module),
+        "macs": int(record.get("macs", 0)),
+        "score": float(record["accuracy"]),
+        "predicted_latency_ms": float(record["latency_ms"]),
+        "reward": float(record["reward"]),
+        "feasible": bool(record["feasible"]),
+        "run": str(run.path),
+        "device": run.config.device,
+        "precision": run.config.precision,
+        "decisions": arch.tokens,
+        "layers": [k.as_dict() for k in arch_layers(arch, resolution)],
+    }

@@ -1,0 +1,368 @@
+"""End-to-end re-measurement: whole networks compiled and timed on the device.
+
+The run's best candidates (by reward) and the baselines are built as whole
+networks, compiled by the device's backend at the table's precision and timed
+with the profiler's harness, in `passes` separate passes (the spread between
+passes is the measurement's own run-to-run noise). Each network's predicted
+latency comes from the lookup table of the same device, precision, space and
+resolution, so prediction and measurement sit side by side.
+
+Results go to `<run>/measured.parquet` (rewritten atomically after every
+network, so an interrupted run keeps what it measured; rows of other devices
+or precisions are kept), then `rlnas.results.report` writes the report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from rlnas.model.arch import Architecture
+from rlnas.hardware.backends import Workload, check_precision, get_backend
+from rlnas.model.baselines import get_baseline
+from rlnas.hardware.calibration import Calibration, fit_calibration
+from rlnas.hardware.devices import get_device, measuring_host, resolve_precision
+from rlnas.errors import RlnasError
+from rlnas.model.layers import arch_layers
+from rlnas.model.network import build_network
+from rlnas.search.run import RunFolder, ranked
+from rlnas.search.sources import macs_model, params_model
+from rlnas.model.space import MacroSpace, get_space
+from rlnas.hardware.table import (
+    LatencyTable,
+    TableError,
+    atomic_write_parquet,
+    load_table,
+    locate_table,
+    save_calibration,
+)
+from rlnas.hardware.timing import Timing, TimingConfig, measure
+
+# The baselines every image-space run is compared against (issue 6 / PRODUCT.md).
+BASELINE_NAMES = ("mobilenetv2", "efficientnet_b0", "resnet18")
+KEY_COLUMNS = ["name", "device", "precision"]
+
+
+@dataclass(frozen=True)
+class NetworkTiming:
+    """End-to-end timing of one network over several passes.
+
+    Attributes:
+        median_ms: Median of the passes' medians.
+        spread_pct: (largest - smallest pass median) / median_ms, in percent.
+        passes: Each pass's summary.
+    """
+
+    median_ms: float
+    spread_pct: float
+    passes: tuple[Timing, ...]
+
+
+class NetworkTimer:
+    """Compiles and times whole networks on one device at one precision.
+
+    Args:
+        device: Device name.
+        precision: Precision (default: the device's first).
+        threads: Intra-op threads for CPU backends.
+        timing: Harness settings (the profiler's by default).
+        seed: Seed of the network's random input.
+
+    Raises:
+        DeviceError: The device is not here or its backend is not installed.
+    """
+
+    def __init__(
+        self,
+        device: str,
+        precision: str | None = None,
+        threads: int = 1,
+        timing: TimingConfig | None = None,
+        seed: int = 0,
+    ):
+        self.device = get_device(device)
+        self.precision = resolve_precision(self.device, precision)
+        self.host = measuring_host(self.device, action="measure on")
+        self.backend = get_backend(self.device.backend, threads=threads)
+        check_precision(self.backend, self.precision)
+        self.threads = threads
+        self.timing = timing or TimingConfig()
+        self.seed = seed
+
+    def time(
+        self, arch: Architecture, resolution: int, batch: int = 1, passes: int = 2
+    ) -> NetworkTiming:
+        """Builds, compiles and times `arch` in `passes` passes."""
+        module = build_network(arch, resolution)
+        workload = Workload.random(module, [(batch, 3, resolution, resolution)], self.seed)
+        compiled = self.backend.compile(workload, self.precision)
+        timings = tuple(measure(compiled.run_timed, self.timing) for _ in range(max(1, passes)))
+        medians = np.array([t.median_ms for t in timings])
+        median = float(np.median(medians))
+        spread = float((medians.max() - medians.min()) / median * 100) if median > 0 else 0.0
+        return NetworkTiming(median, spread, timings)
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """What `measure_run` measures.
+
+    Attributes:
+        device: Device to measure on.
+        precision: Precision; default the run's own.
+        top: Best candidates to measure (by reward, feasible first).
+        baselines: Also measure the baselines.
+        threads: Intra-op threads for CPU backends.
+        passes: Timing passes per network.
+        timing: Harness settings.
+    """
+
+    device: str = "cpu"
+    precision: str | None = None
+    top: int = 5
+    baselines: bool = True
+    threads: int = 1
+    passes: int = 2
+    timing: TimingConfig = field(default_factory=TimingConfig)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    kind: str  # candidate or baseline
+    rank: int | None
+    arch: Architecture
+    score: float
+
+
+def _baseline_scores(run: RunFolder, names: Sequence[str]) -> dict[str, float]:
+    """Each baseline's accuracy score on the run's scale; NaN where the run used no proxy."""
+    config = run.config
+    if config.accuracy_file is not None:
+        return {name: float("nan") for name in names}
+    from rlnas.accuracy.score_cache import default_cache_path
+    from rlnas.accuracy.scorer import ProxyConfig, ProxyScorer
+
+    proxy = ProxyConfig(proxy=config.proxy, data=config.data, cache=default_cache_path())
+    scorer = ProxyScorer(config.space, proxy)
+    scores = {}
+    for name in names:
+        arch = get_baseline(name).architecture()
+        if arch.space == scorer.space:
+            scores[name] = scorer.score(arch)
+        else:
+            # Raw proxy values are a property of the network and the batch, so a network
+            # of another space is placed on this run's scale by this run's normalisers.
+            own = ProxyScorer(arch.space, proxy)
+            scores[name] = scorer.score_raw(own.raw(arch))
+            own.flush()
+    scorer.flush()
+    return scores
+
+
+def _entries(run: RunFolder, config: MeasureConfig) -> list[_Entry]:
+    space = get_space(run.config.space)
+    entries = []
+    for _, row in ranked(run.evaluations).head(config.top).iterrows():
+        arch = Architecture.decode(row["arch"], space)
+        entries.append(
+            _Entry(f"rank{row['rank']}", "candidate", int(row["rank"]), arch, row["accuracy"])
+        )
+    # Baselines are ImageNet-style networks: they compare with runs of image (macro) spaces.
+    if config.baselines and isinstance(space, MacroSpace):
+        scores = _baseline_scores(run, BASELINE_NAMES)
+        for name in BASELINE_NAMES:
+            entries.append(
+                _Entry(name, "baseline", None, get_baseline(name).architecture(), scores[name])
+            )
+    return entries
+
+
+def _table_for(
+    arch: Architecture,
+    device: str,
+    precision: str,
+    resolution: int,
+    run: RunFolder,
+    loaded: dict[Path, LatencyTable],
+) -> LatencyTable | None:
+    """The table that predicts `arch` on this device, or None if there is none.
+
+    `loaded` keeps the tables already read, so each is read once per call of `measure_run`.
+    """
+    run_table = run.provenance.get("table", {})
+    path: Path | None = None
+    if (
+        run_table.get("space_digest") == arch.space.digest
+        and run_table.get("device") == device
+        and run_table.get("precision") == precision
+        and Path(run_table.get("path", "")).is_file()
+    ):
+        path = Path(run_table["path"])
+    else:
+        try:
+            _, path = locate_table(device, precision, arch.space.name, resolution)
+        except TableError:
+            return None
+    if path not in loaded:
+        loaded[path] = load_table(path)
+    table = loaded[path]
+    return table if table.meta.space_digest == arch.space.digest else None
+
+
+def measure_run(
+    run_path: Path,
+    config: MeasureConfig,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> pd.DataFrame:
+    """Measures a run's best candidates (and the baselines) end to end; writes the results.
+
+    Args:
+        run_path: The run folder.
+        config: What to measure.
+        progress: Called as `progress(done, total, name)` after each network.
+
+    Returns:
+        This call's rows of `<run>/measured.parquet`.
+    """
+    if config.top < 0:
+        raise RlnasError(f"--top must be >= 0, got {config.top}")
+    run = RunFolder.open(run_path)
+    precision = config.precision or run.config.precision or "fp32"
+    timer = NetworkTimer(config.device, precision, config.threads, config.timing)
+    resolution = run.config.resolution or get_space(run.config.space).resolution
+    entries = _entries(run, config)
+    out = Path(run_path) / "measured.parquet"
+    previous = pd.read_parquet(out) if out.is_file() else pd.DataFrame(columns=KEY_COLUMNS)
+    created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    rows: list[dict[str, object]] = []
+    tables: dict[Path, LatencyTable] = {}
+    for done, entry in enumerate(entries, 1):
+        arch = entry.arch
+        table = _table_for(arch, config.device, precision, resolution, run, tables)
+        raw = predicted = float("nan")
+        if table is not None and not table.missing(arch_layers(arch, resolution)):
+            raw = table.raw_predict_ms(arch)
+            predicted = table.predict_ms(arch)
+        timing = timer.time(arch, resolution, passes=config.passes)
+        rows.append(
+            {
+                "name": entry.name,
+                "kind": entry.kind,
+                "rank": entry.rank,
+                "arch": str(arch),
+                "space": arch.space.name,
+                "device": config.device,
+                "precision": precision,
+                "backend": timer.backend.name,
+                "backend_version": timer.backend.version(),
+                "host": timer.host,
+                "threads": config.threads,
+                "resolution": resolution,
+                "score": float(entry.score),
+                "params": round(params_model(arch.space).total(arch.choices)),
+                "macs": round(macs_model(arch.space, resolution).total(arch.choices)),
+                "predicted_ms": predicted,
+                "raw_predicted_ms": raw,
+                "measured_ms": timing.median_ms,
+                "p10_ms": min(t.p10_ms for t in timing.passes),
+                "p90_ms": max(t.p90_ms for t in timing.passes),
+                "spread_pct": timing.spread_pct,
+                "error_pct": (predicted / timing.median_ms - 1) * 100,
+                "calibrated": bool(table is not None and table.calibration is not None),
+                "created": created,
+            }
+        )
+        _write(previous, rows, out)
+        if progress is not None:
+            progress(done, len(entries), entry.name)
+    from rlnas.results.report import write_report
+
+    write_report(Path(run_path))
+    return pd.DataFrame(rows)
+
+
+def _write(previous: pd.DataFrame, rows: list[dict[str, object]], out: Path) -> None:
+    """Replaces earlier rows of the same (name, device, precision); keeps the others."""
+    new = pd.DataFrame(rows)
+    keys = set(map(tuple, new[KEY_COLUMNS].itertuples(index=False)))
+    kept = previous[[tuple(k) not in keys for k in previous[KEY_COLUMNS].itertuples(index=False)]]
+    frame = pd.concat([kept, new], ignore_index=True) if len(kept) else new
+    atomic_write_parquet(pa.Table.from_pandas(frame, preserve_index=False), out)
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """What `calibrate_table` measured and stored.
+
+    Attributes:
+        calibration: The fitted calibration (now in the table's metadata).
+        frame: One row per network: arch, raw prediction, measured, spread.
+    """
+
+    calibration: Calibration
+    frame: pd.DataFrame
+
+
+def calibrate_table(
+    path: Path,
+    archs: int = 30,
+    seed: int = 2026,
+    passes: int = 2,
+    timing: TimingConfig | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> CalibrationResult:
+    """Measures `archs` seeded random architectures end to end and stores the fitted calibration.
+
+    The table's rows are not changed; only its `rlnas.hardware.calibration` metadata is
+    (written atomically). It must be calibrated where it was measured.
+
+    Raises:
+        TableError: The table was measured on other hardware or another runtime version.
+        DeviceError: Its device cannot be measured here.
+    """
+    table = load_table(path)
+    meta = table.meta
+    space = get_space(meta.space)
+    table.check_space(space)
+    timer = NetworkTimer(meta.device, meta.precision, meta.threads or 1, timing)
+    for label, was, now in [
+        ("host", meta.host, timer.host),
+        ("backend version", meta.backend_version, timer.backend.version()),
+    ]:
+        if was != now:
+            raise TableError(
+                f"table {path} was measured with {label} '{was}' but this machine has '{now}'; "
+                "calibrate it where it was measured, or profile a table here"
+            )
+    rng = np.random.default_rng(seed)
+    rows = []
+    for done in range(1, archs + 1):
+        arch = Architecture.sample(rng, space)
+        raw = table.raw_predict_ms(arch)
+        timing_ = timer.time(arch, meta.resolution, meta.batch, passes)
+        rows.append(
+            {
+                "arch": str(arch),
+                "raw_predicted_ms": raw,
+                "measured_ms": timing_.median_ms,
+                "spread_pct": timing_.spread_pct,
+            }
+        )
+        if progress is not None:
+            progress(done, archs, str(arch))
+    frame = pd.DataFrame(rows)
+    calibration = fit_calibration(
+        frame["raw_predicted_ms"].to_numpy(),
+        frame["measured_ms"].to_numpy(),
+        timer.backend.version(),
+        timer.host,
+    )
+    save_calibration(Path(path), calibration)
+    return CalibrationResult(calibration, frame)

@@ -1,0 +1,146 @@
+"""Evaluating architectures under a budget: accuracy, latency, parameters, reward; cached.
+
+The budget counts unique architectures; a repeat is served from the cache and
+costs nothing. Every evaluation can be journalled (JSON lines, fsynced) so that
+an interrupted search, replayed with the same seed, finds its evaluations
+again instead of recomputing them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from rlnas.model.arch import Architecture
+from rlnas.model.costs import AdditiveCost
+from rlnas.search.rewards import RewardConfig
+from rlnas.search.sources import AccuracySource, LatencySource
+
+BYTES_PER_PARAM = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluated architecture.
+
+    Attributes:
+        step: Its rank among unique evaluations (0-based): the budget it used.
+        arch: Canonical string.
+        accuracy: Accuracy score in [0, 1].
+        latency_ms: Predicted (or benchmark) latency.
+        params: Parameter count.
+        params_bytes: Parameter bytes at the deployment precision.
+        reward: Reward under the run's reward settings.
+        feasible: Within the latency target (hard mode) and the memory limit.
+    """
+
+    step: int
+    arch: str
+    accuracy: float
+    latency_ms: float
+    params: int
+    params_bytes: float
+    reward: float
+    feasible: bool
+
+
+class BudgetExhausted(Exception):
+    """Raised by `Evaluator.evaluate` on a new architecture once the budget is spent."""
+
+
+class Evaluator:
+    """Evaluates architectures of one space, counting unique ones against a budget.
+
+    Args:
+        accuracy: Accuracy source.
+        latency: Latency source.
+        params: Parameter-count model of the space.
+        reward: Reward settings.
+        budget: Unique architectures allowed.
+        bytes_per_param: Parameter size at the deployment precision (memory limit).
+        journal: JSON-lines file of evaluations; read first if it exists.
+    """
+
+    def __init__(
+        self,
+        accuracy: AccuracySource,
+        latency: LatencySource,
+        params: AdditiveCost,
+        reward: RewardConfig,
+        budget: int,
+        bytes_per_param: float = 4.0,
+        journal: Path | None = None,
+    ):
+        self.accuracy = accuracy
+        self.latency = latency
+        self.params = params
+        self.reward = reward
+        self.budget = budget
+        self.bytes_per_param = bytes_per_param
+        self.history: list[Evaluation] = []
+        self.cache: dict[str, Evaluation] = {}
+        self.replayed = 0
+        self._known: dict[str, Evaluation] = {}
+        self.journal = journal
+        if journal is not None and journal.exists():
+            for line in journal.read_text().splitlines():
+                try:
+                    record = Evaluation(**json.loads(line))
+                except (json.JSONDecodeError, TypeError):
+                    continue  # the line being written when the run stopped
+                self._known[record.arch] = record
+
+    @property
+    def exhausted(self) -> bool:
+        return len(self.history) >= self.budget
+
+    def evaluate(self, arch: Architecture) -> Evaluation:
+        """The evaluation of `arch`, from the cache or computed (spending one unit of budget)."""
+        text = str(arch)
+        cached = self.cache.get(text)
+        if cached is not None:
+            return cached
+        if self.exhausted:
+            raise BudgetExhausted(f"budget of {self.budget} architectures spent")
+        known = self._known.get(text)
+        if known is not None:
+            # Evaluations are deterministic: a journalled one is reused, re-stamped if a
+            # replay reaches it at another step.
+            result = dataclasses.replace(known, step=len(self.history))
+            self.replayed += 1
+            if result != known:
+                self._write(result)
+        else:
+            result = self._compute(arch, text)
+            self._write(result)
+        self.cache[text] = result
+        self.history.append(result)
+        return result
+
+    def _compute(self, arch: Architecture, text: str) -> Evaluation:
+        accuracy = self.accuracy.accuracy(arch)
+        latency = self.latency.latency_ms(arch)
+        params = round(self.params.total(arch.choices))
+        params_bytes = params * self.bytes_per_param
+        return Evaluation(
+            step=len(self.history),
+            arch=text,
+            accuracy=accuracy,
+            latency_ms=latency,
+            params=params,
+            params_bytes=params_bytes,
+            reward=self.reward.reward(accuracy, latency, params_bytes),
+            feasible=self.reward.feasible(latency, params_bytes),
+        )
+
+    def _write(self, result: Evaluation) -> None:
+        if self.journal is None:
+            return
+        self.journal.parent.mkdir(parents=True, exist_ok=True)
+        with self.journal.open("a") as handle:
+            handle.write(json.dumps(dataclasses.asdict(result)) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
