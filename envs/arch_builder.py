@@ -22,10 +22,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rlnas.model.arch import Architecture
 from rlnas.errors import RlnasError
-from rlnas.search.evaluate import Evaluator
+from rlnas.model.arch import Architecture
 from rlnas.model.space import Space, get_space
+from rlnas.search.evaluate import Evaluator
 
 LATENCY_CAP = 4.0
 

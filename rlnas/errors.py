@@ -1,9 +1,15 @@
-"""Errors raised for users: each names the bad value, what is allowed, and the fix."""
+"""Every error and warning rlnas raises: each names the bad value, what is allowed, and the fix.
+
+Users catch `RlnasError` (the CLI prints it as one line); the subclasses say
+which stage found the problem. `BudgetExhausted` is not a user error but the
+signal that ends a search.
+"""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 
 class RlnasError(Exception):
@@ -24,6 +30,46 @@ class LayerError(RlnasError):
 
 class DeviceError(RlnasError):
     """A device is unknown, absent, or its backend is not installed."""
+
+
+class TableError(RlnasError):
+    """A table file is missing, unreadable, of a wrong schema, or for something else."""
+
+
+class MissingEntriesError(TableError):
+    """Layers asked for are not in the table.
+
+    Attributes:
+        missing: The layer keys that are absent.
+    """
+
+    def __init__(self, message: str, missing: list[Any]):
+        super().__init__(message)
+        self.missing = missing
+
+
+class CalibrationError(RlnasError):
+    """A calibration cannot be fitted or read."""
+
+
+class DataError(RlnasError):
+    """A data file or folder is missing or not in a usable form."""
+
+
+class ProxyError(RlnasError):
+    """An unknown proxy, or a proxy that needs data it was not given."""
+
+
+class RunError(RlnasError):
+    """A run folder is missing, unfinished, or holds a run with other settings."""
+
+
+class BudgetExhausted(Exception):
+    """Raised by `Evaluator.evaluate` on a new architecture once the budget is spent."""
+
+
+class EstimatedTableWarning(UserWarning):
+    """The search uses an estimated table, not one measured on the device."""
 
 
 def unknown(kind: str, name: str, allowed: Iterable[str]) -> str:

@@ -18,15 +18,15 @@ import time
 
 import numpy as np
 
-from rlnas.model.arch import Architecture
-from rlnas.hardware.devices import cpu_name
+from rlnas.accuracy.scorer import ProxyConfig, ProxyScorer
 from rlnas.envs.arch_builder import ArchBuilderEnv
+from rlnas.hardware.devices import cpu_name
+from rlnas.hardware.table import load_table, locate_table
+from rlnas.model.arch import Architecture
+from rlnas.model.space import get_space
 from rlnas.search.evaluate import Evaluator
 from rlnas.search.rewards import RewardConfig
-from rlnas.accuracy.scorer import ProxyConfig, ProxyScorer
 from rlnas.search.sources import ProxyAccuracy, TableLatency, params_model
-from rlnas.model.space import get_space
-from rlnas.hardware.table import load_table, locate_table
 
 
 def main() -> None:

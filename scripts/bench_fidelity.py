@@ -28,11 +28,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau, spearmanr
 
-from rlnas.model.arch import Architecture
 from rlnas.hardware.devices import cpu_name
-from rlnas.results.measure import NetworkTimer
-from rlnas.model.space import get_space
 from rlnas.hardware.table import load_table, locate_table
+from rlnas.model.arch import Architecture
+from rlnas.model.space import get_space
+from rlnas.results.measure import NetworkTimer
 
 
 def agreement(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:

@@ -17,9 +17,9 @@ import time
 import numpy as np
 import torch
 
-from rlnas.model.arch import Architecture
-from rlnas.hardware.devices import cpu_name
 from rlnas.accuracy.scorer import PROXY_RESOLUTION, ProxyConfig, ProxyScorer
+from rlnas.hardware.devices import cpu_name
+from rlnas.model.arch import Architecture
 
 
 def main() -> None:

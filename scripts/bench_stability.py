@@ -17,11 +17,11 @@ import argparse
 import numpy as np
 
 from rlnas.hardware.backends import Workload, get_backend
-from rlnas.model.blocks import build_layer, input_shapes
 from rlnas.hardware.devices import get_device
-from rlnas.model.layers import enumerate_layers
 from rlnas.hardware.profile import time_workload
 from rlnas.hardware.timing import TimingConfig
+from rlnas.model.blocks import build_layer, input_shapes
+from rlnas.model.layers import enumerate_layers
 
 
 def main() -> None:

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from rlnas.model.arch import Architecture
 from rlnas.accuracy.proxies import PROXIES
 from rlnas.accuracy.scorer import ENSEMBLE, ProxyConfig, ProxyScorer
+from rlnas.model.arch import Architecture
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -25,8 +25,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from rlnas.search.run import SearchConfig, build_evaluator
 from rlnas.model.space import get_space
+from rlnas.search.run import SearchConfig, build_evaluator
 from rlnas.search.strategies import get_strategy
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201"

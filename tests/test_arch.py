@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rlnas.errors import ArchitectureError
 from rlnas.model.arch import Architecture
 from rlnas.model.baselines import BASELINES
-from rlnas.errors import ArchitectureError
 from rlnas.model.space import get_space, list_spaces
 
 

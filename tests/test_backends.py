@@ -4,12 +4,12 @@ import importlib.util
 
 import pytest
 
-from rlnas.hardware.backends import BACKENDS, Workload, get_backend
-from rlnas.model.blocks import build_layer, input_shapes
-from rlnas.hardware.devices import DEVICES
 from rlnas.errors import DeviceError
-from rlnas.model.layers import LayerKey
+from rlnas.hardware.backends import BACKENDS, Workload, get_backend
+from rlnas.hardware.devices import DEVICES
 from rlnas.hardware.timing import TimingConfig, measure
+from rlnas.model.blocks import build_layer, input_shapes
+from rlnas.model.layers import LayerKey
 
 SMALL = LayerKey("add", 8, 8, 8, 8)
 LARGE = LayerKey("ir", 32, 32, 56, 56, 7, 1, 6, True, "silu")

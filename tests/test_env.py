@@ -10,11 +10,13 @@ from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import rlnas.envs  # noqa: F401  (registers the environments)
-from rlnas.model.arch import Architecture
+from rlnas.accuracy.scorer import ProxyConfig, ProxyScorer
 from rlnas.errors import RlnasError
+from rlnas.hardware.table import load_table, locate_table
+from rlnas.model.arch import Architecture
+from rlnas.model.space import get_space
 from rlnas.search.evaluate import Evaluator
 from rlnas.search.rewards import RewardConfig
-from rlnas.accuracy.scorer import ProxyConfig, ProxyScorer
 from rlnas.search.sources import (
     BenchmarkAccuracy,
     BenchmarkLatency,
@@ -22,8 +24,6 @@ from rlnas.search.sources import (
     TableLatency,
     params_model,
 )
-from rlnas.model.space import get_space
-from rlnas.hardware.table import load_table, locate_table
 
 
 def make_evaluator(space_name: str, shared: Path | None, budget: int = 10_000) -> Evaluator:

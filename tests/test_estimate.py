@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from rlnas.model.baselines import get_baseline
 from rlnas.cli import app
 from rlnas.errors import RlnasError
 from rlnas.hardware.estimate import calibrate, estimate_table, fit_model, load_published
-from rlnas.model.layers import LayerKey
 from rlnas.hardware.profile import ProfileConfig, plan_profile
 from rlnas.hardware.roofline import SPECS, CostModel, OpArrays, layer_ops
 from rlnas.hardware.table import load_table, locate_table
+from rlnas.model.baselines import get_baseline
+from rlnas.model.layers import LayerKey
 from rlnas.model.zoo import NETWORKS, network_ops
 
 ESTIMATED = [(d, p) for d in ("t4", "xavier-nx") for p in ("fp16", "int8")]

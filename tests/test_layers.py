@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rlnas.errors import LayerError
 from rlnas.model.arch import Architecture
 from rlnas.model.baselines import BASELINES
-from rlnas.errors import LayerError
 from rlnas.model.layers import LayerKey, arch_layers, enumerate_layers
 from rlnas.model.space import get_space, list_spaces
 

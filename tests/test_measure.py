@@ -13,10 +13,15 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from rlnas.model.arch import Architecture
-from rlnas.hardware.calibration import Calibration, CalibrationError, fit_calibration
 from rlnas.cli import app
-from rlnas.errors import RlnasError
+from rlnas.errors import CalibrationError, RlnasError
+from rlnas.hardware.calibration import Calibration, fit_calibration
+from rlnas.hardware.profile import ProfileConfig, profile
+from rlnas.hardware.table import load_table, locate_table, save_calibration, save_table
+from rlnas.hardware.timing import TimingConfig
+from rlnas.model.arch import Architecture
+from rlnas.model.network import build_network
+from rlnas.model.space import get_space
 from rlnas.results.export import export_run
 from rlnas.results.measure import (
     BASELINE_NAMES,
@@ -25,12 +30,8 @@ from rlnas.results.measure import (
     calibrate_table,
     measure_run,
 )
-from rlnas.model.network import build_network
 from rlnas.results.report import beaten, write_report
 from rlnas.search.run import RunFolder, SearchConfig, ranked, run_search
-from rlnas.model.space import get_space
-from rlnas.hardware.table import load_table, locate_table, save_calibration, save_table
-from rlnas.hardware.timing import TimingConfig
 
 QUICK = TimingConfig(warmup=2, min_runs=5, min_time_ms=10.0, retries=0)
 
@@ -104,10 +105,19 @@ def test_shipped_measured_tables_are_calibrated():
     assert table.calibration.mape_loo_pct < table.calibration.mape_raw_pct
 
 
-def test_prediction_matches_end_to_end_measurement_of_small_networks():
-    table = cpu_table()
+@pytest.fixture(scope="module")
+def table_measured_here(tmp_path_factory):
+    """The resnet space (21 layers) profiled on this machine: a table's fidelity and its
+    calibration hold on the host that measured it, whatever host the shipped tables came from."""
+    out = tmp_path_factory.mktemp("here") / "resnet_here.parquet"
+    profile(ProfileConfig(space="resnet", out=out, timing=QUICK))
+    return out
+
+
+def test_prediction_matches_end_to_end_measurement_of_small_networks(table_measured_here):
+    table = load_table(table_measured_here)
     timer = NetworkTimer("cpu", "fp32", timing=QUICK)
-    space = get_space("mobilenet")
+    space = get_space("resnet")
     rng = np.random.default_rng(7)
     for _ in range(3):
         arch = Architecture.sample(rng, space)
@@ -217,8 +227,8 @@ def test_cli_measure_report_export(run_folder):
     assert "not a run folder" in result.output
 
 
-def test_calibrate_table_measures_and_stores_a_calibration(tmp_path):
-    shipped = load_table(locate_table("cpu", "fp32", "resnet", 224)[1])
+def test_calibrate_table_measures_and_stores_a_calibration(tmp_path, table_measured_here):
+    shipped = load_table(table_measured_here)
     path = tmp_path / "resnet.parquet"
     save_table(dataclasses.replace(shipped.meta, calibration=""), shipped.frame, path)
     result = calibrate_table(path, archs=3, passes=1, timing=QUICK)

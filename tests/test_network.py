@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
+from rlnas.errors import ArchitectureError
 from rlnas.model.arch import Architecture
 from rlnas.model.baselines import BASELINES, get_baseline
 from rlnas.model.blocks import build_layer, input_shapes
-from rlnas.errors import ArchitectureError
 from rlnas.model.layers import LAYER_OPS, arch_layers, enumerate_layers
 from rlnas.model.network import build_network, count_params, export_onnx
 from rlnas.model.space import list_spaces

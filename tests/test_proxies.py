@@ -7,13 +7,14 @@ import pytest
 import torch
 from torch import nn
 
+from rlnas.accuracy.data import Batch, load_data, make_batch
+from rlnas.accuracy.normalize import Normalizer
+from rlnas.accuracy.proxies import PROXIES, count_macs, get_proxy, list_proxies
+from rlnas.accuracy.scorer import ENSEMBLE, ProxyConfig, ProxyScorer
+from rlnas.errors import DataError, ProxyError
 from rlnas.model.arch import Architecture
 from rlnas.model.baselines import get_baseline
-from rlnas.accuracy.data import Batch, DataError, load_data, make_batch
 from rlnas.model.network import build_network
-from rlnas.accuracy.normalize import Normalizer
-from rlnas.accuracy.proxies import PROXIES, ProxyError, count_macs, get_proxy, list_proxies
-from rlnas.accuracy.scorer import ENSEMBLE, ProxyConfig, ProxyScorer
 
 
 def ones_batch(shape: tuple[int, ...], n: int = 4) -> Batch:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from rlnas.model.baselines import BASELINES
 from rlnas.cli import app
+from rlnas.hardware.table import find_tables, load_table, locate_table, shipped_tables_dir
+from rlnas.model.baselines import BASELINES
 from rlnas.model.layers import enumerate_layers
 from rlnas.model.space import get_space
-from rlnas.hardware.table import find_tables, load_table, locate_table, shipped_tables_dir
 
 SHIPPED = sorted(p for origin, p in find_tables() if origin == "shipped")
 EXPECTED = [

@@ -6,12 +6,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from rlnas.model.arch import Architecture
 from rlnas.cli import app
-from rlnas.errors import RlnasError
-from rlnas.search.evaluate import BudgetExhausted
-from rlnas.search.run import SearchConfig, build_evaluator, pareto_front, run_search
+from rlnas.errors import BudgetExhausted, RlnasError
+from rlnas.model.arch import Architecture
 from rlnas.model.space import get_space
+from rlnas.search.run import SearchConfig, build_evaluator, pareto_front, run_search
 from rlnas.search.strategies import STRATEGIES, get_strategy
 
 

@@ -9,19 +9,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from rlnas.errors import MissingEntriesError, TableError
+from rlnas.hardware.profile import ProfileConfig, profile
+from rlnas.hardware.table import load_table, read_meta, resolve_table, save_table
+from rlnas.hardware.timing import TimingConfig
 from rlnas.model.arch import Architecture
 from rlnas.model.layers import arch_layers, enumerate_layers
-from rlnas.hardware.profile import ProfileConfig, profile
 from rlnas.model.space import get_space
-from rlnas.hardware.table import (
-    MissingEntriesError,
-    TableError,
-    load_table,
-    read_meta,
-    resolve_table,
-    save_table,
-)
-from rlnas.hardware.timing import TimingConfig
 
 FAST = TimingConfig(warmup=1, min_runs=3, min_time_ms=1.0, retries=0)
 

@@ -16,13 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rlnas.errors import RlnasError
+from rlnas.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-
-
-class DataError(RlnasError):
-    """A data file or folder is missing or not in a usable form."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -24,14 +24,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlnas.accuracy.data import Batch
-from rlnas.errors import RlnasError, unknown
+from rlnas.errors import ProxyError, unknown
 from rlnas.model.network import count_params
 
 ProxyFn = Callable[[nn.Module, Batch], float]
-
-
-class ProxyError(RlnasError):
-    """An unknown proxy, or a proxy that needs data it was not given."""
 
 
 @dataclass(frozen=True)

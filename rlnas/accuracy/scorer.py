@@ -21,15 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
+from rlnas.accuracy.data import load_data, make_batch
+from rlnas.accuracy.normalize import Normalizer
+from rlnas.accuracy.proxies import PROXIES, get_proxy
+from rlnas.accuracy.score_cache import ScoreCache, ScoreKey
+from rlnas.errors import ProxyError, unknown
 from rlnas.model.arch import Architecture
 from rlnas.model.costs import AdditiveCost
 from rlnas.model.counts import layer_macs, layer_params
-from rlnas.accuracy.data import load_data, make_batch
-from rlnas.errors import unknown
 from rlnas.model.network import build_network
-from rlnas.accuracy.normalize import Normalizer
-from rlnas.accuracy.proxies import PROXIES, ProxyError, get_proxy
-from rlnas.accuracy.score_cache import ScoreCache, ScoreKey
 from rlnas.model.space import Space, get_space
 
 DEFAULT_PROXY = "synflow"

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rlnas import __version__
-from rlnas.errors import RlnasError
+from rlnas.errors import EstimatedTableWarning, RlnasError
 
 app = typer.Typer(
     help="Hardware-aware neural architecture search with per-device latency tables.",
@@ -242,9 +242,6 @@ def predict(
     ] = None,
 ) -> None:
     """Predict architectures' latency on a device from its lookup table."""
-    from rlnas.model.arch import Architecture
-    from rlnas.model.baselines import get_baseline
-    from rlnas.model.network import build_network, count_params
     from rlnas.hardware.table import (
         LatencyTable,
         default_precision,
@@ -252,6 +249,9 @@ def predict(
         locate_table,
         resolve_table,
     )
+    from rlnas.model.arch import Architecture
+    from rlnas.model.baselines import get_baseline
+    from rlnas.model.network import build_network, count_params
 
     try:
         targets = [(text, Architecture.decode(text, space)) for text in arch or []]
@@ -323,7 +323,7 @@ def search(
     """Search with a strategy: ppo (the controller), random or evolution; writes a run folder."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from rlnas.search.run import EstimatedTableWarning, SearchConfig, run_search
+    from rlnas.search.run import SearchConfig, run_search
 
     try:
         config = SearchConfig(
@@ -570,9 +570,9 @@ def tables_check(
     resolution: Annotated[int | None, typer.Option(help="Resolution it must cover.")] = None,
 ) -> None:
     """Check that a table is valid and covers a space; exit 1 if it does not."""
+    from rlnas.hardware.table import load_table, resolve_table
     from rlnas.model.layers import enumerate_layers
     from rlnas.model.space import get_space
-    from rlnas.hardware.table import load_table, resolve_table
 
     try:
         loaded = load_table(resolve_table(name))
@@ -597,8 +597,8 @@ def tables_calibrate(
     """Fit a table's prediction to end-to-end measurements here; store it in the table."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from rlnas.results.measure import calibrate_table
     from rlnas.hardware.table import resolve_table
+    from rlnas.results.measure import calibrate_table
 
     try:
         path = resolve_table(name)

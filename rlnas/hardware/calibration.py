@@ -26,11 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rlnas.errors import RlnasError
-
-
-class CalibrationError(RlnasError):
-    """A calibration cannot be fitted or read."""
+from rlnas.errors import CalibrationError
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,10 @@ from scipy.optimize import least_squares
 from scipy.stats import kendalltau
 
 from rlnas.errors import RlnasError
-from rlnas.model.layers import enumerate_layers
 from rlnas.hardware.roofline import CostModel, GpuSpec, OpArrays, get_spec
-from rlnas.model.space import DEFAULT_SPACE, get_space
 from rlnas.hardware.table import TableMeta, rows_frame, save_table, table_name, user_tables_dir
+from rlnas.model.layers import enumerate_layers
+from rlnas.model.space import DEFAULT_SPACE, get_space
 from rlnas.model.zoo import NETWORKS, network_ops
 
 # Weight of the pull towards the prior, per log-parameter, against one network's log error.

@@ -21,13 +21,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from rlnas.errors import TableError
 from rlnas.hardware.backends import Backend, Workload, check_precision, get_backend
-from rlnas.model.blocks import build_layer, input_shapes
 from rlnas.hardware.devices import Device, get_device, measuring_host, resolve_precision
-from rlnas.model.layers import KEY_FIELDS, LayerKey, enumerate_layers
-from rlnas.model.space import DEFAULT_SPACE, get_space
 from rlnas.hardware.table import (
-    TableError,
     TableMeta,
     load_table,
     read_meta,
@@ -37,6 +34,9 @@ from rlnas.hardware.table import (
     user_tables_dir,
 )
 from rlnas.hardware.timing import Timing, TimingConfig, measure
+from rlnas.model.blocks import build_layer, input_shapes
+from rlnas.model.layers import KEY_FIELDS, LayerKey, enumerate_layers
+from rlnas.model.space import DEFAULT_SPACE, get_space
 
 # Seconds per layer seen on the project's 2-core CPU (BENCHMARKS.md), for --dry-run.
 SECONDS_PER_LAYER = {

@@ -26,10 +26,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rlnas.model.arch import Architecture
+from rlnas.errors import MissingEntriesError, TableError, did_you_mean
 from rlnas.hardware.calibration import Calibration
+from rlnas.model.arch import Architecture
 from rlnas.model.costs import AdditiveCost
-from rlnas.errors import RlnasError, did_you_mean
 from rlnas.model.layers import KEY_FIELDS, LayerKey, arch_layers, enumerate_layers
 from rlnas.model.space import Space
 
@@ -65,18 +65,6 @@ STAT_SCHEMA = pa.schema(
 )
 SCHEMA = pa.schema(list(KEY_SCHEMA) + list(STAT_SCHEMA))
 STAT_FIELDS = tuple(STAT_SCHEMA.names)
-
-
-class TableError(RlnasError):
-    """A table file is missing, unreadable, of a wrong schema, or for something else."""
-
-
-class MissingEntriesError(TableError):
-    """Layers asked for are not in the table."""
-
-    def __init__(self, message: str, missing: list[LayerKey]):
-        super().__init__(message)
-        self.missing = missing
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
-from rlnas.model.arch import Architecture
 from rlnas.errors import ArchitectureError, unknown
+from rlnas.model.arch import Architecture
 
 
 @dataclass(frozen=True)

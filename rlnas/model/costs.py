@@ -15,7 +15,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rlnas.errors import LayerError
-from rlnas.model.layers import LayerKey, cell_edge_layer, cell_frame, out_size, stem_layers, tail_layers
+from rlnas.model.layers import (
+    LayerKey,
+    cell_edge_layer,
+    cell_frame,
+    out_size,
+    stem_layers,
+    tail_layers,
+)
 from rlnas.model.space import CellSpace, MacroSpace, Space
 
 LayerCost = Callable[[LayerKey], float]

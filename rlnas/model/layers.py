@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import astuple, dataclass, fields
 
-from rlnas.model.arch import Architecture
 from rlnas.errors import LayerError
+from rlnas.model.arch import Architecture
 from rlnas.model.space import CellSpace, MacroSpace, Space, get_space
 
 # Layer ops and what they are (built by rlnas.model.blocks):

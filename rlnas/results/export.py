@@ -20,12 +20,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from rlnas.model.arch import Architecture
 from rlnas.errors import RlnasError, unknown
+from rlnas.model.arch import Architecture
 from rlnas.model.layers import arch_layers
 from rlnas.model.network import build_network, count_params, export_onnx
-from rlnas.search.run import RunFolder
 from rlnas.model.space import get_space
+from rlnas.search.run import RunFolder
 
 FORMATS = {"onnx": ".onnx", "torch": ".pt2", "json": ".json"}
 

@@ -23,26 +23,25 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from rlnas.model.arch import Architecture
+from rlnas.errors import RlnasError, TableError
 from rlnas.hardware.backends import Workload, check_precision, get_backend
-from rlnas.model.baselines import get_baseline
 from rlnas.hardware.calibration import Calibration, fit_calibration
 from rlnas.hardware.devices import get_device, measuring_host, resolve_precision
-from rlnas.errors import RlnasError
-from rlnas.model.layers import arch_layers
-from rlnas.model.network import build_network
-from rlnas.search.run import RunFolder, ranked
-from rlnas.search.sources import macs_model, params_model
-from rlnas.model.space import MacroSpace, get_space
 from rlnas.hardware.table import (
     LatencyTable,
-    TableError,
     atomic_write_parquet,
     load_table,
     locate_table,
     save_calibration,
 )
 from rlnas.hardware.timing import Timing, TimingConfig, measure
+from rlnas.model.arch import Architecture
+from rlnas.model.baselines import get_baseline
+from rlnas.model.layers import arch_layers
+from rlnas.model.network import build_network
+from rlnas.model.space import MacroSpace, get_space
+from rlnas.search.run import RunFolder, ranked
+from rlnas.search.sources import macs_model, params_model
 
 # The baselines every image-space run is compared against (issue 6 / PRODUCT.md).
 BASELINE_NAMES = ("mobilenetv2", "efficientnet_b0", "resnet18")
@@ -320,7 +319,7 @@ def calibrate_table(
 ) -> CalibrationResult:
     """Measures `archs` seeded random architectures end to end and stores the fitted calibration.
 
-    The table's rows are not changed; only its `rlnas.hardware.calibration` metadata is
+    The table's rows are not changed; only its `rlnas.calibration` metadata is
     (written atomically). It must be calibrated where it was measured.
 
     Raises:

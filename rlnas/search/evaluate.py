@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from rlnas.errors import BudgetExhausted
 from rlnas.model.arch import Architecture
 from rlnas.model.costs import AdditiveCost
 from rlnas.search.rewards import RewardConfig
@@ -45,10 +46,6 @@ class Evaluation:
     params_bytes: float
     reward: float
     feasible: bool
-
-
-class BudgetExhausted(Exception):
-    """Raised by `Evaluator.evaluate` on a new architecture once the budget is spent."""
 
 
 class Evaluator:

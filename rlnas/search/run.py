@@ -26,12 +26,14 @@ from typing import Any
 import pandas as pd
 
 from rlnas import __version__
-from rlnas.model.arch import Architecture
-from rlnas.errors import RlnasError
-from rlnas.search.evaluate import BYTES_PER_PARAM, Evaluator
-from rlnas.search.rewards import RewardConfig
 from rlnas.accuracy.score_cache import default_cache_path
 from rlnas.accuracy.scorer import ProxyConfig, ProxyScorer
+from rlnas.errors import EstimatedTableWarning, RlnasError
+from rlnas.hardware.table import default_precision, load_table, locate_table
+from rlnas.model.arch import Architecture
+from rlnas.model.space import DEFAULT_SPACE, get_space
+from rlnas.search.evaluate import BYTES_PER_PARAM, Evaluator
+from rlnas.search.rewards import RewardConfig
 from rlnas.search.sources import (
     AccuracySource,
     BenchmarkAccuracy,
@@ -42,13 +44,7 @@ from rlnas.search.sources import (
     macs_model,
     params_model,
 )
-from rlnas.model.space import DEFAULT_SPACE, get_space
 from rlnas.search.strategies import Progress, get_strategy
-from rlnas.hardware.table import default_precision, load_table, locate_table
-
-
-class EstimatedTableWarning(UserWarning):
-    """The search uses an estimated table, not one measured on the device."""
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,13 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from rlnas.accuracy.scorer import ProxyScorer
+from rlnas.errors import RlnasError, did_you_mean
+from rlnas.hardware.table import LatencyTable
 from rlnas.model.arch import Architecture
 from rlnas.model.costs import AdditiveCost
 from rlnas.model.counts import layer_macs, layer_params
-from rlnas.errors import RlnasError, did_you_mean
-from rlnas.accuracy.scorer import ProxyScorer
 from rlnas.model.space import Space
-from rlnas.hardware.table import LatencyTable
 
 
 class AccuracySource(Protocol):

@@ -7,8 +7,8 @@ import time
 import numpy as np
 import openvino as ov
 
-from rlnas.hardware.backends import Workload, check_precision
 from rlnas.errors import DeviceError
+from rlnas.hardware.backends import Workload, check_precision
 
 
 class _Compiled:

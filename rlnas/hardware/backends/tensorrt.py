@@ -13,9 +13,9 @@ import numpy as np
 import tensorrt as trt
 import torch
 
+from rlnas.errors import DeviceError
 from rlnas.hardware.backends import Workload, check_precision
 from rlnas.hardware.backends.quantize import quantize_qdq
-from rlnas.errors import DeviceError
 
 WORKSPACE_BYTES = 1 << 30
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import torch
 
-from rlnas.hardware.backends import Workload, check_precision
 from rlnas.errors import DeviceError
+from rlnas.hardware.backends import Workload, check_precision
 
 
 class _Compiled:

@@ -13,8 +13,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 from rlnas.errors import RlnasError, unknown
-from rlnas.search.evaluate import Evaluator
 from rlnas.model.space import Space
+from rlnas.search.evaluate import Evaluator
 
 STRATEGIES: dict[str, str] = {
     "random": "rlnas.search.strategies.random_search:RandomSearch",

@@ -12,10 +12,10 @@ from collections import deque
 
 import numpy as np
 
-from rlnas.model.arch import Architecture
 from rlnas.errors import RlnasError
-from rlnas.search.evaluate import Evaluation, Evaluator
+from rlnas.model.arch import Architecture
 from rlnas.model.space import Space
+from rlnas.search.evaluate import Evaluation, Evaluator
 from rlnas.search.strategies import Progress, Strategy
 
 

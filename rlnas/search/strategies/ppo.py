@@ -16,8 +16,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from rlnas.envs.arch_builder import ArchBuilderEnv
 from rlnas.errors import RlnasError
-from rlnas.search.evaluate import Evaluator
 from rlnas.model.space import Space
+from rlnas.search.evaluate import Evaluator
 from rlnas.search.strategies import Progress, Strategy
 
 
