@@ -5,8 +5,8 @@ import importlib.util
 import pytest
 
 from rlnas.errors import DeviceError
-from rlnas.hardware.backends import BACKENDS, Workload, get_backend
-from rlnas.hardware.devices import DEVICES
+from rlnas.hardware.backends import Workload, backend_names, get_backend
+from rlnas.hardware.devices import DEVICES, backend_precisions
 from rlnas.hardware.timing import TimingConfig, measure
 from rlnas.model.blocks import build_layer, input_shapes
 from rlnas.model.layers import LayerKey
@@ -27,7 +27,7 @@ def usable(name: str) -> str | None:
 
 def cases():
     precisions = {d.backend: d.precisions for d in DEVICES.values()}
-    for name in BACKENDS:
+    for name in backend_names():
         reason = usable(name)
         for precision in precisions[name]:
             marks = [pytest.mark.skipif(reason is not None, reason=reason or "")]
@@ -44,7 +44,7 @@ def cases():
 @pytest.mark.parametrize(("name", "precision"), list(cases()))
 def test_backend_times_layers(name, precision):
     backend = get_backend(name)
-    assert precision in backend.precisions
+    assert precision in backend_precisions(name)
     if name == "openvino" and precision == "bf16":
         capabilities = backend.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
         if "BF16" not in capabilities:

@@ -1,6 +1,12 @@
-"""Target devices: which backend and precisions each uses, and whether it is usable here.
+"""Target devices: one record per device holds every fact about it that rlnas needs.
 
-Checks only look for packages (without importing them) and for the hardware,
+A `Device` names its backend (and the class that implements it, imported only
+when used), the vendor packages it imports, its precisions (with their bytes
+per element), whether it is a GPU, how its presence is probed, and the time a
+layer takes to profile. Adding a device or a backend means one entry in
+`DEVICES` (and, for a new backend, its module in `rlnas.hardware.backends`).
+
+Probes only look for packages (without importing them) and for the hardware,
 so listing devices stays fast on a machine without TensorRT or a GPU.
 """
 
@@ -11,7 +17,8 @@ import importlib.util
 import platform
 import shutil
 import subprocess
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlnas.errors import DeviceError, did_you_mean, unknown
@@ -20,32 +27,110 @@ DEFAULT_DEVICE = "cpu"
 
 
 @dataclass(frozen=True)
+class Precision:
+    """A numeric precision.
+
+    Attributes:
+        name: fp32, bf16, fp16 or int8.
+        bytes_per_element: Size of one weight or activation element.
+        marker: Matplotlib marker that shows it in plots.
+    """
+
+    name: str
+    bytes_per_element: int
+    marker: str
+
+
+PRECISIONS: dict[str, Precision] = {
+    p.name: p
+    for p in [
+        Precision("fp32", 4, "o"),
+        Precision("bf16", 2, "D"),
+        Precision("fp16", 2, "s"),
+        Precision("int8", 1, "^"),
+    ]
+}
+
+
+def get_precision(name: str) -> Precision:
+    if name not in PRECISIONS:
+        raise DeviceError(unknown("precision", name, PRECISIONS))
+    return PRECISIONS[name]
+
+
+# Probes: why the hardware is absent, or None when it is here.
+
+
+def _anywhere() -> str | None:
+    return None
+
+
+def _x86() -> str | None:
+    return None if platform.machine() in ("x86_64", "AMD64") else "not an x86-64 CPU"
+
+
+def _jetson(model: str) -> Callable[[], str | None]:
+    def probe() -> str | None:
+        path = Path("/proc/device-tree/model")
+        text = path.read_text(errors="ignore") if path.exists() else ""
+        return None if model in text else f"this machine is not a Jetson {model}"
+
+    return probe
+
+
+def _nvidia_gpu(model: str = "") -> Callable[[], str | None]:
+    def probe() -> str | None:
+        gpus = gpu_names()
+        if not gpus:
+            return "no NVIDIA GPU found (nvidia-smi lists none)"
+        if model and not any(model in g for g in gpus):
+            return f"no {model} here (GPUs: {', '.join(gpus)})"
+        return None
+
+    return probe
+
+
+@dataclass(frozen=True)
 class Device:
     """A deployment target: one chip with its compiler.
 
     Attributes:
         name: Name used on the command line.
-        backend: Backend that compiles and times models for it.
-        precisions: Precisions the backend offers on it.
+        backend: Name of the backend that compiles and times models for it.
+        backend_class: "module:Class" of that backend, imported only when used.
+        precisions: Precisions the backend offers on it, the default first.
         packages: Python modules the backend imports.
+        gpu: Whether it is an NVIDIA GPU (the measuring host is then the GPU's name).
         hardware: What must be present, in words.
         description: One line for listings.
+        probe: Returns why the hardware is absent here, or None when it is present.
+        seconds_per_layer: Rough wall time to profile one layer, by precision, seen on
+            the project's 2-core CPU or estimated (BENCHMARKS.md); for `--dry-run`.
     """
 
     name: str
     backend: str
+    backend_class: str
     precisions: tuple[str, ...]
     packages: tuple[str, ...]
+    gpu: bool
     hardware: str
     description: str
+    probe: Callable[[], str | None] = field(default=_anywhere, repr=False, compare=False)
+    seconds_per_layer: dict[str, float] = field(default_factory=dict, compare=False)
 
     def missing(self) -> str | None:
         """Why this device cannot be measured here, or None if it can."""
         absent = [p for p in self.packages if importlib.util.find_spec(p) is None]
         if absent:
             return f"Python package {', '.join(absent)} is not installed"
-        return _hardware_missing(self.name)
+        return self.probe()
 
+    def bytes_per_element(self, precision: str) -> int:
+        return get_precision(precision).bytes_per_element
+
+
+_TENSORRT = "rlnas.hardware.backends.tensorrt:TensorRtBackend"
 
 DEVICES: dict[str, Device] = {
     d.name: d
@@ -53,45 +138,90 @@ DEVICES: dict[str, Device] = {
         Device(
             "cpu",
             "onnxruntime",
+            "rlnas.hardware.backends.onnxruntime:OnnxRuntimeBackend",
             ("fp32", "int8"),
             ("onnxruntime",),
-            "any CPU",
-            "ONNX Runtime, CPU execution provider (the default)",
+            gpu=False,
+            hardware="any CPU",
+            description="ONNX Runtime, CPU execution provider (the default)",
+            seconds_per_layer={"fp32": 0.15, "int8": 0.30},
         ),
         Device(
             "intel-cpu",
             "openvino",
+            "rlnas.hardware.backends.openvino:OpenVinoBackend",
             ("fp32", "bf16", "int8"),
             ("openvino",),
-            "an x86-64 CPU (Intel Core/Xeon; others run but are recorded as measured)",
-            "OpenVINO CPU plugin; int8 needs the optional nncf extra",
+            gpu=False,
+            hardware="an x86-64 CPU (Intel Core/Xeon; others run but are recorded as measured)",
+            description="OpenVINO CPU plugin; int8 needs the optional nncf extra",
+            probe=_x86,
+            seconds_per_layer={"fp32": 0.15, "bf16": 0.15, "int8": 1.0},
         ),
         Device(
             "t4",
             "tensorrt",
+            _TENSORRT,
             ("fp32", "fp16", "int8"),
             ("tensorrt",),
-            "an NVIDIA T4 GPU with TensorRT",
-            "TensorRT engines on an NVIDIA T4",
+            gpu=True,
+            hardware="an NVIDIA T4 GPU with TensorRT",
+            description="TensorRT engines on an NVIDIA T4",
+            probe=_nvidia_gpu("T4"),
+            seconds_per_layer={"fp32": 3.0, "fp16": 3.0, "int8": 4.0},
         ),
         Device(
             "xavier-nx",
             "tensorrt",
+            _TENSORRT,
             ("fp32", "fp16", "int8"),
             ("tensorrt",),
-            "a Jetson Xavier NX with JetPack's TensorRT",
-            "TensorRT on the Jetson itself",
+            gpu=True,
+            hardware="a Jetson Xavier NX with JetPack's TensorRT",
+            description="TensorRT on the Jetson itself",
+            probe=_jetson("Xavier NX"),
+            seconds_per_layer={"fp32": 3.0, "fp16": 3.0, "int8": 4.0},
         ),
         Device(
             "cuda",
             "torch-cuda",
+            "rlnas.hardware.backends.torch_cuda:TorchCudaBackend",
             ("fp32", "fp16"),
             ("torch",),
-            "any NVIDIA GPU",
-            "PyTorch on CUDA, for GPUs without TensorRT",
+            gpu=True,
+            hardware="any NVIDIA GPU",
+            description="PyTorch on CUDA, for GPUs without TensorRT",
+            probe=_nvidia_gpu(),
+            seconds_per_layer={"fp32": 0.3, "fp16": 0.3},
         ),
     ]
 }
+
+
+def list_devices() -> list[str]:
+    return list(DEVICES)
+
+
+def get_device(name: str) -> Device:
+    if name not in DEVICES:
+        raise DeviceError(unknown("device", name, DEVICES))
+    return DEVICES[name]
+
+
+def backend_devices(backend: str) -> list[Device]:
+    """The devices that a backend serves; raises DeviceError for an unknown backend."""
+    devices = [d for d in DEVICES.values() if d.backend == backend]
+    if not devices:
+        raise DeviceError(
+            unknown("backend", backend, dict.fromkeys(d.backend for d in DEVICES.values()))
+        )
+    return devices
+
+
+def backend_precisions(backend: str) -> tuple[str, ...]:
+    """Every precision a backend offers on some device."""
+    found = [p for d in backend_devices(backend) for p in d.precisions]
+    return tuple(dict.fromkeys(found))
 
 
 def measuring_host(device: Device, allow_other: bool = False, action: str = "measure") -> str:
@@ -99,14 +229,14 @@ def measuring_host(device: Device, allow_other: bool = False, action: str = "mea
     missing = device.missing()
     gpus = gpu_names()
     if missing is not None:
-        other_gpu = device.name == "t4" and gpus and "not installed" not in missing
+        other_gpu = device.gpu and bool(gpus) and "not installed" not in missing
         if not (allow_other and other_gpu):
             hint = " (or --allow-other-device to measure on this GPU)" if other_gpu else ""
             raise DeviceError(
                 f"cannot {action} device '{device.name}' here: {missing}; search with a shipped "
                 f"table instead (`rlnas tables list`){hint}"
             )
-    if device.backend in ("tensorrt", "torch-cuda"):
+    if device.gpu:
         return gpus[0] if gpus else "unknown NVIDIA GPU"
     return cpu_name()
 
@@ -120,33 +250,6 @@ def resolve_precision(device: Device, precision: str | None) -> str:
             f"{', '.join(device.precisions)}.{did_you_mean(precision, device.precisions)}"
         )
     return precision
-
-
-def list_devices() -> list[str]:
-    return list(DEVICES)
-
-
-def get_device(name: str) -> Device:
-    if name not in DEVICES:
-        raise DeviceError(unknown("device", name, DEVICES))
-    return DEVICES[name]
-
-
-def _hardware_missing(name: str) -> str | None:
-    if name == "cpu":
-        return None
-    if name == "intel-cpu":
-        return None if platform.machine() in ("x86_64", "AMD64") else "not an x86-64 CPU"
-    if name == "xavier-nx":
-        model = Path("/proc/device-tree/model")
-        text = model.read_text(errors="ignore") if model.exists() else ""
-        return None if "Xavier NX" in text else "this machine is not a Jetson Xavier NX"
-    gpus = gpu_names()
-    if not gpus:
-        return "no NVIDIA GPU found (nvidia-smi lists none)"
-    if name == "t4" and not any("T4" in g for g in gpus):
-        return f"no T4 here (GPUs: {', '.join(gpus)})"
-    return None
 
 
 @functools.cache

@@ -38,20 +38,6 @@ from rlnas.model.blocks import build_layer, input_shapes
 from rlnas.model.layers import KEY_FIELDS, LayerKey, enumerate_layers
 from rlnas.model.space import DEFAULT_SPACE, get_space
 
-# Seconds per layer seen on the project's 2-core CPU (BENCHMARKS.md), for --dry-run.
-SECONDS_PER_LAYER = {
-    ("onnxruntime", "fp32"): 0.15,
-    ("onnxruntime", "int8"): 0.30,
-    ("openvino", "fp32"): 0.15,
-    ("openvino", "bf16"): 0.15,
-    ("openvino", "int8"): 1.0,
-    ("tensorrt", "fp32"): 3.0,
-    ("tensorrt", "fp16"): 3.0,
-    ("tensorrt", "int8"): 4.0,
-    ("torch-cuda", "fp32"): 0.3,
-    ("torch-cuda", "fp16"): 0.3,
-}
-
 
 @dataclass(frozen=True)
 class ProfileConfig:
@@ -96,7 +82,7 @@ class ProfilePlan:
         total: Unique layers of the space at this resolution.
         done: Layers the table and journal already hold.
         todo: Layers this run measures (after `limit`).
-        estimated_s: Rough wall time for `todo` (from SECONDS_PER_LAYER).
+        estimated_s: Rough wall time for `todo` (the device's `seconds_per_layer`).
     """
 
     out: Path
@@ -219,7 +205,7 @@ def _plan(config: ProfileConfig) -> tuple[ProfilePlan, dict[LayerKey, dict], dic
     todo = [k for k in keys if k not in existing]
     if config.limit is not None:
         todo = todo[: config.limit]
-    rate = SECONDS_PER_LAYER.get((device.backend, precision), 1.0)
+    rate = device.seconds_per_layer.get(precision, 1.0)
     done = sum(k in existing for k in keys)
     return ProfilePlan(out, len(keys), done, todo, len(todo) * rate), existing, identity
 
@@ -269,7 +255,7 @@ def profile(
         if shape not in overheads:
             workload = Workload.random(_Identity(), [shape], config.seed)
             # The empty graph is timed in fp32: quantizing an identity is meaningless.
-            overhead_precision = "fp32" if "fp32" in backend.precisions else precision
+            overhead_precision = "fp32" if "fp32" in device.precisions else precision
             timed = time_workload(backend, workload, overhead_precision, config.timing)
             overheads[shape] = timed.median_ms
         return overheads[shape]

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlnas.errors import LayerError, RlnasError, unknown
+from rlnas.hardware.devices import get_precision
 from rlnas.model.layers import LayerKey
 from rlnas.model.zoo import KINDS, Net, Op, mbconv
-
-BYTES_PER_ELEMENT = {"fp32": 4, "fp16": 2, "int8": 1}
 
 
 @dataclass(frozen=True)
@@ -176,11 +175,9 @@ class CostModel:
 
     def op_ms(self, ops: OpArrays, precision: str) -> np.ndarray:
         """Latency of each operation at `precision`, in milliseconds."""
-        if precision not in BYTES_PER_ELEMENT:
-            raise RlnasError(unknown("precision", precision, BYTES_PER_ELEMENT))
         efficiency = np.array([self.efficiency[k] for k in KINDS])[ops.kind]
         compute_ms = 2 * ops.macs / (self.spec.peak_tflops[precision] * 1e9 * efficiency)
-        moved = (ops.elems + ops.weights) * BYTES_PER_ELEMENT[precision]
+        moved = (ops.elems + ops.weights) * get_precision(precision).bytes_per_element
         memory_ms = moved / (self.spec.bandwidth_gbs * 1e6 * self.memory_efficiency)
         result: np.ndarray = self.fixed_ms * ops.launches + np.maximum(compute_ms, memory_ms)
         return result

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from rlnas.errors import RlnasError
+from rlnas.hardware.devices import get_precision
 from rlnas.search.run import RunFolder
 
-MARKERS = {"fp32": "o", "bf16": "D", "fp16": "s", "int8": "^"}
 COLORS = {"candidate": "tab:red", "baseline": "tab:blue"}
 
 
@@ -148,7 +148,7 @@ def plot_report(run: RunFolder, frame: pd.DataFrame, path: Path) -> None:
             axes.scatter(
                 group["measured_ms"],
                 group["score"],
-                marker=MARKERS.get(precision, "o"),
+                marker=get_precision(precision).marker,
                 color=COLORS[kind],
                 s=45,
                 label=f"{kind}s, {precision} (measured)",
@@ -157,7 +157,7 @@ def plot_report(run: RunFolder, frame: pd.DataFrame, path: Path) -> None:
             axes.scatter(
                 group["predicted_ms"],
                 group["score"],
-                marker=MARKERS.get(precision, "o"),
+                marker=get_precision(precision).marker,
                 facecolors="none",
                 edgecolors=COLORS[kind],
                 s=30,

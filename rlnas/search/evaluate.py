@@ -20,8 +20,6 @@ from rlnas.model.costs import AdditiveCost
 from rlnas.search.rewards import RewardConfig
 from rlnas.search.sources import AccuracySource, LatencySource
 
-BYTES_PER_PARAM = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
-
 
 @dataclass(frozen=True)
 class Evaluation:

@@ -29,10 +29,11 @@ from rlnas import __version__
 from rlnas.accuracy.score_cache import default_cache_path
 from rlnas.accuracy.scorer import ProxyConfig, ProxyScorer
 from rlnas.errors import EstimatedTableWarning, RlnasError
+from rlnas.hardware.devices import get_precision
 from rlnas.hardware.table import default_precision, load_table, locate_table
 from rlnas.model.arch import Architecture
 from rlnas.model.space import DEFAULT_SPACE, get_space
-from rlnas.search.evaluate import BYTES_PER_PARAM, Evaluator
+from rlnas.search.evaluate import Evaluator
 from rlnas.search.rewards import RewardConfig
 from rlnas.search.sources import (
     AccuracySource,
@@ -182,7 +183,7 @@ def build_evaluator(
         params_model(space),
         reward,
         config.budget,
-        BYTES_PER_PARAM.get(precision, 4),
+        get_precision(precision).bytes_per_element,
         journal,
     )
     return evaluator, scorer, provenance

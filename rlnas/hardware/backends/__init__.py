@@ -2,8 +2,9 @@
 
 A backend compiles a `Workload` (a model with fixed inputs) at a precision
 and returns a `Compiled` whose `run_timed()` runs one inference and returns
-its milliseconds. The registry maps backend names to "module:Class" strings,
-so TensorRT or OpenVINO is imported only when asked for.
+its milliseconds. Which class implements a backend, the packages it needs and
+the precisions it offers are facts of the device records
+(`rlnas.hardware.devices`), so TensorRT or OpenVINO is imported only when asked for.
 """
 
 from __future__ import annotations
@@ -17,23 +18,9 @@ from typing import Protocol
 import numpy as np
 from torch import nn
 
-from rlnas.errors import DeviceError, did_you_mean, unknown
+from rlnas.errors import DeviceError, did_you_mean
+from rlnas.hardware.devices import DEVICES, backend_devices, backend_precisions
 from rlnas.model.network import export_onnx
-
-BACKENDS: dict[str, str] = {
-    "onnxruntime": "rlnas.hardware.backends.onnxruntime:OnnxRuntimeBackend",
-    "openvino": "rlnas.hardware.backends.openvino:OpenVinoBackend",
-    "tensorrt": "rlnas.hardware.backends.tensorrt:TensorRtBackend",
-    "torch-cuda": "rlnas.hardware.backends.torch_cuda:TorchCudaBackend",
-}
-
-# Python module each backend needs, for the error when it is missing.
-VENDOR_PACKAGES = {
-    "onnxruntime": "onnxruntime",
-    "openvino": "openvino",
-    "tensorrt": "tensorrt",
-    "torch-cuda": "torch",
-}
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,7 +75,6 @@ class Backend(Protocol):
     """Compiles workloads for one kind of device."""
 
     name: str
-    precisions: tuple[str, ...]
 
     def version(self) -> str:
         """The vendor runtime's version string."""
@@ -105,29 +91,36 @@ def get_backend(name: str, threads: int = 1) -> Backend:
     Raises:
         DeviceError: The name is unknown or its vendor package is not installed.
     """
-    if name not in BACKENDS:
-        raise DeviceError(unknown("backend", name, BACKENDS))
+    backend_devices(name)
     return _backend_class(name)(threads=threads)
+
+
+def backend_names() -> list[str]:
+    """Every backend of a registered device."""
+    return list(dict.fromkeys(d.backend for d in DEVICES.values()))
 
 
 @functools.cache
 def _backend_class(name: str) -> type:
-    module_name, class_name = BACKENDS[name].split(":")
+    device = backend_devices(name)[0]
+    module_name, class_name = device.backend_class.split(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        package = VENDOR_PACKAGES[name]
         raise DeviceError(
-            f"backend '{name}' needs the Python package '{package}', which cannot be imported "
-            f"({exc}); install it, or search with a shipped table (rlnas tables list)"
+            f"backend '{name}' needs the Python package '{', '.join(device.packages)}', which "
+            f"cannot be imported ({exc}); install it, or search with a shipped table "
+            "(rlnas tables list)"
         ) from None
     cls: type = getattr(module, class_name)
     return cls
 
 
 def check_precision(backend: Backend, precision: str) -> None:
-    if precision not in backend.precisions:
+    """Raises DeviceError unless some device of this backend offers `precision`."""
+    allowed = backend_precisions(backend.name)
+    if precision not in allowed:
         raise DeviceError(
             f"precision '{precision}' is not offered by backend '{backend.name}'; allowed: "
-            f"{', '.join(backend.precisions)}.{did_you_mean(precision, backend.precisions)}"
+            f"{', '.join(allowed)}.{did_you_mean(precision, allowed)}"
         )

@@ -29,7 +29,6 @@ class OnnxRuntimeBackend:
     """
 
     name: str = "onnxruntime"
-    precisions: tuple[str, ...] = ("fp32", "int8")
 
     def __init__(self, threads: int = 1):
         self.threads = threads

@@ -29,7 +29,6 @@ class OpenVinoBackend:
     """
 
     name: str = "openvino"
-    precisions: tuple[str, ...] = ("fp32", "bf16", "int8")
 
     def __init__(self, threads: int = 1):
         self.threads = threads

@@ -52,7 +52,6 @@ class TensorRtBackend:
     """TensorRT engines on the current CUDA device."""
 
     name: str = "tensorrt"
-    precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
 
     def __init__(self, threads: int = 1):
         if not torch.cuda.is_available():

@@ -37,7 +37,6 @@ class TorchCudaBackend:
     """
 
     name: str = "torch-cuda"
-    precisions: tuple[str, ...] = ("fp32", "fp16")
 
     def __init__(self, threads: int = 1, cuda_graphs: bool = True):
         if not torch.cuda.is_available():
