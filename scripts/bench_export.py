@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from rlnas.hardware.devices import cpu_name
-from rlnas.model.blocks import build_layer, input_shapes
 from rlnas.model.layers import enumerate_layers
 from rlnas.model.network import export_onnx
+from rlnas.model.ops import build_layer, input_shapes
 from rlnas.model.space import get_space, list_spaces
 
 

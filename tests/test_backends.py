@@ -8,8 +8,7 @@ from rlnas.errors import DeviceError
 from rlnas.hardware.backends import Workload, backend_names, get_backend
 from rlnas.hardware.devices import DEVICES, backend_precisions
 from rlnas.hardware.timing import TimingConfig, measure
-from rlnas.model.blocks import build_layer, input_shapes
-from rlnas.model.layers import LayerKey
+from rlnas.model.ops import LayerKey, build_layer, input_shapes
 
 SMALL = LayerKey("add", 8, 8, 8, 8)
 LARGE = LayerKey("ir", 32, 32, 56, 56, 7, 1, 6, True, "silu")

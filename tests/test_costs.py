@@ -5,11 +5,10 @@ import pytest
 
 from rlnas.accuracy.proxies import count_macs
 from rlnas.model.arch import Architecture
-from rlnas.model.blocks import build_layer
 from rlnas.model.costs import AdditiveCost
-from rlnas.model.counts import layer_macs, layer_params
 from rlnas.model.layers import arch_layers, enumerate_layers
 from rlnas.model.network import build_network, count_params
+from rlnas.model.ops import build_layer, layer_macs, layer_params
 from rlnas.model.space import get_space, list_spaces
 
 

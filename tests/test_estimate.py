@@ -12,10 +12,10 @@ from rlnas.cli import app
 from rlnas.errors import RlnasError
 from rlnas.hardware.estimate import calibrate, estimate_table, fit_model, load_published
 from rlnas.hardware.profile import ProfileConfig, plan_profile
-from rlnas.hardware.roofline import SPECS, CostModel, OpArrays, layer_ops
+from rlnas.hardware.roofline import SPECS, CostModel, OpArrays
 from rlnas.hardware.table import load_table, locate_table
 from rlnas.model.baselines import get_baseline
-from rlnas.model.layers import LayerKey
+from rlnas.model.ops import LayerKey, layer_primitives
 from rlnas.model.zoo import NETWORKS, network_ops
 
 ESTIMATED = [(d, p) for d in ("t4", "xavier-nx") for p in ("fp16", "int8")]
@@ -106,7 +106,7 @@ def test_calibration_reports_leave_one_out_errors(device):
 def test_layer_ops_refuse_ops_without_a_decomposition():
     key = LayerKey("nb201_reduce", 16, 32, 32, 32, 3, 2, 1, False, "relu")
     with pytest.raises(RlnasError, match="no decomposition"):
-        layer_ops(key)
+        layer_primitives(key)
 
 
 @pytest.mark.parametrize(

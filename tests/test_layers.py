@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 from rlnas.errors import LayerError
 from rlnas.model.arch import Architecture
 from rlnas.model.baselines import BASELINES
-from rlnas.model.layers import LayerKey, arch_layers, enumerate_layers
+from rlnas.model.layers import arch_layers, enumerate_layers
+from rlnas.model.ops import LayerKey
 from rlnas.model.space import get_space, list_spaces
 
 

@@ -11,9 +11,9 @@ from torch import nn
 from rlnas.errors import ArchitectureError
 from rlnas.model.arch import Architecture
 from rlnas.model.baselines import BASELINES, get_baseline
-from rlnas.model.blocks import build_layer, input_shapes
-from rlnas.model.layers import LAYER_OPS, arch_layers, enumerate_layers
+from rlnas.model.layers import arch_layers, enumerate_layers
 from rlnas.model.network import build_network, count_params, export_onnx
+from rlnas.model.ops import LAYER_OPS, build_layer, input_shapes
 from rlnas.model.space import list_spaces
 
 

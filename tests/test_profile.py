@@ -17,7 +17,8 @@ from rlnas.errors import DeviceError, TableError
 from rlnas.hardware.profile import ProfileConfig, plan_profile, profile
 from rlnas.hardware.table import load_table
 from rlnas.hardware.timing import TimingConfig
-from rlnas.model.layers import KEY_FIELDS, enumerate_layers
+from rlnas.model.layers import enumerate_layers
+from rlnas.model.ops import KEY_FIELDS
 
 FAST = TimingConfig(warmup=1, min_runs=3, min_time_ms=1.0, retries=0)
 

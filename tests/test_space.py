@@ -5,7 +5,9 @@ from pathlib import Path
 import pytest
 
 from rlnas.errors import SpaceError
-from rlnas.model.space import CellSpace, MacroSpace, get_space, list_spaces
+from rlnas.model.cell import CellSpace
+from rlnas.model.macro import MacroSpace
+from rlnas.model.space import get_space, list_spaces
 
 BUILTIN = Path(__file__).resolve().parents[1] / "rlnas" / "spaces"
 

@@ -28,8 +28,8 @@ from rlnas.accuracy.score_cache import ScoreCache, ScoreKey
 from rlnas.errors import ProxyError, unknown
 from rlnas.model.arch import Architecture
 from rlnas.model.costs import AdditiveCost
-from rlnas.model.counts import layer_macs, layer_params
 from rlnas.model.network import build_network
+from rlnas.model.ops import layer_macs, layer_params
 from rlnas.model.space import Space, get_space
 
 DEFAULT_PROXY = "synflow"

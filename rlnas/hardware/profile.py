@@ -34,8 +34,8 @@ from rlnas.hardware.table import (
     user_tables_dir,
 )
 from rlnas.hardware.timing import Timing, TimingConfig, measure
-from rlnas.model.blocks import build_layer, input_shapes
-from rlnas.model.layers import KEY_FIELDS, LayerKey, enumerate_layers
+from rlnas.model.layers import enumerate_layers
+from rlnas.model.ops import KEY_FIELDS, LayerKey, build_layer, input_shapes
 from rlnas.model.space import DEFAULT_SPACE, get_space
 
 

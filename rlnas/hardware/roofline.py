@@ -6,7 +6,7 @@ the memory bandwidth come from the device's public specification; the
 efficiency of each kind of operation, the memory efficiency and the fixed
 per-operation cost are free parameters, fitted by `rlnas.hardware.estimate` on
 published end-to-end latencies. A layer of a space (a `LayerKey`) is the sum
-of its primitive operations (`rlnas.model.zoo.Op`).
+of its primitive operations (`rlnas.model.ops.layer_primitives`).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlnas.errors import LayerError, RlnasError, unknown
+from rlnas.errors import RlnasError, unknown
 from rlnas.hardware.devices import get_precision
-from rlnas.model.layers import LayerKey
-from rlnas.model.zoo import KINDS, Net, Op, mbconv
+from rlnas.model.ops import LayerKey, layer_primitives
+from rlnas.model.zoo import KINDS, Op
 
 
 @dataclass(frozen=True)
@@ -81,43 +81,6 @@ def get_spec(device: str) -> GpuSpec:
     if device not in SPECS:
         raise RlnasError(unknown("device with a cost model", device, SPECS))
     return SPECS[device]
-
-
-def layer_ops(key: LayerKey, fused_activations: bool = False) -> list[Op]:
-    """The primitive operations of one layer of a space (see `rlnas.model.blocks`)."""
-    if key.h != key.w:
-        raise LayerError(f"the cost model handles square inputs only, got {key}")
-    net = Net(key.cin, key.h, act=key.act, fuse_all=fused_activations)
-    if key.op == "conv":
-        net.conv(key.cout, key.kernel, key.stride)
-    elif key.op == "ir":
-        squeeze = max(1, key.cin // 4) if key.se else 0
-        mbconv(net, key.cin * key.expand, key.cout, key.kernel, key.stride, squeeze)
-    elif key.op == "er":
-        hidden = key.cin * key.expand if key.expand != 1 else key.cout
-        net.conv(hidden, key.kernel, key.stride)
-        if key.se:
-            net.se(max(1, key.cin // 4))
-        if key.expand != 1:
-            net.conv(key.cout, 1, activated=False)
-        if key.stride == 1 and key.cin == key.cout:
-            net.add()
-    elif key.op == "basic":
-        shortcut = net.fork()
-        if key.stride != 1 or key.cin != key.cout:
-            shortcut.conv(key.cout, 1, key.stride)
-        net.conv(key.cout, key.kernel, key.stride).conv(key.cout, key.kernel, activated=False)
-        net.add().activation()
-    elif key.op == "classifier":
-        net.global_pool().fc(key.cout)
-    elif key.op == "maxpool":
-        net.pool(3, 2)
-    else:
-        raise LayerError(
-            f"the cost model has no decomposition of layer op '{key.op}' (it covers conv, ir, "
-            "er, basic, classifier, maxpool); estimate tables for macro spaces only"
-        )
-    return net.ops
 
 
 @dataclass(frozen=True)
@@ -190,4 +153,4 @@ class CostModel:
         return min(self.network_ms(ops, p) for p in precisions)
 
     def layer_ms(self, key: LayerKey, precision: str, fused_activations: bool = False) -> float:
-        return self.network_ms(OpArrays.of(layer_ops(key, fused_activations)), precision)
+        return self.network_ms(OpArrays.of(layer_primitives(key, fused_activations)), precision)

@@ -30,7 +30,8 @@ from rlnas.errors import MissingEntriesError, TableError, did_you_mean
 from rlnas.hardware.calibration import Calibration
 from rlnas.model.arch import Architecture
 from rlnas.model.costs import AdditiveCost
-from rlnas.model.layers import KEY_FIELDS, LayerKey, arch_layers, enumerate_layers
+from rlnas.model.layers import arch_layers, enumerate_layers
+from rlnas.model.ops import KEY_FIELDS, LayerKey
 from rlnas.model.space import Space
 
 SCHEMA_VERSION = 1

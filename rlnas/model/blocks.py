@@ -1,4 +1,4 @@
-"""Torch modules for each layer op; `build_layer(key)` is the one entry point.
+"""Torch modules of the layer ops (`rlnas.model.ops` maps each op to its module).
 
 A `LayerKey` fixes a layer completely, so the module built for a key is the
 same whether it is timed alone (profiling) or inside a whole network.
@@ -11,11 +11,15 @@ NAS-Bench-201 (Dong & Yang 2020) for its cell ops and reduction block.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from rlnas.errors import LayerError
-from rlnas.model.layers import LayerKey
+
+if TYPE_CHECKING:
+    from rlnas.model.ops import LayerKey
 
 
 def activation(name: str) -> nn.Module:
@@ -136,37 +140,3 @@ class Add(nn.Module):
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return a + b
-
-
-def build_layer(key: LayerKey) -> nn.Module:
-    """The torch module of one layer key, in eval mode."""
-    module: nn.Module
-    if key.op == "conv":
-        module = ConvBNAct(key.cin, key.cout, key.kernel, key.stride, act=key.act)
-    elif key.op == "maxpool":
-        module = nn.MaxPool2d(3, 2, 1)
-    elif key.op in ("ir", "er"):
-        module = MBConv(key)
-    elif key.op == "basic":
-        module = BasicBlock(key)
-    elif key.op == "classifier":
-        module = Classifier(key.cin, key.cout)
-    elif key.op == "relu_conv_bn":
-        module = ReLUConvBN(key.cin, key.cout, key.kernel, key.stride)
-    elif key.op == "avg_pool":
-        module = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
-    elif key.op == "add":
-        module = Add()
-    elif key.op == "nb201_reduce":
-        module = NB201Reduce(key.cin, key.cout)
-    elif key.op == "bn_act":
-        module = nn.Sequential(nn.BatchNorm2d(key.cin), activation(key.act))
-    else:
-        raise LayerError(f"no module for layer op '{key.op}'")
-    return module.eval()
-
-
-def input_shapes(key: LayerKey, batch: int = 1) -> list[tuple[int, int, int, int]]:
-    """NCHW shapes of the layer's inputs (two for `add`)."""
-    shape = (batch, key.cin, key.h, key.w)
-    return [shape, shape] if key.op == "add" else [shape]

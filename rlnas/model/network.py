@@ -10,67 +10,16 @@ import torch
 from torch import nn
 
 from rlnas.model.arch import Architecture
-from rlnas.model.blocks import build_layer
-from rlnas.model.layers import arch_layers, cell_edge_layer, cell_frame
-from rlnas.model.space import CellSpace, MacroSpace
 
 # The TorchScript exporter targets 17; the dynamo exporter implements 18 and up only.
 ONNX_OPSET = 17
 ONNX_OPSET_DYNAMO = 18
 
 
-class Cell(nn.Module):
-    """A NAS-Bench-201 cell: node j sums op(i->j)(node i) over its non-`none` edges."""
-
-    def __init__(self, space: CellSpace, choices: tuple[int, ...], channels: int, size: int):
-        super().__init__()
-        self.edges: list[tuple[int, int]] = []
-        ops = nn.ModuleList()
-        for (i, j), choice in zip(space.edges, choices, strict=True):
-            op = space.ops[choice]
-            if op == "none":
-                continue
-            key = cell_edge_layer(op, channels, size)
-            ops.append(nn.Identity() if key is None else build_layer(key))
-            self.edges.append((i, j))
-        self.ops = ops
-        self.nodes = space.nodes
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        nodes = [x]
-        for j in range(1, self.nodes):
-            inputs = [
-                op(nodes[i])
-                for (i, target), op in zip(self.edges, self.ops, strict=True)
-                if target == j
-            ]
-            if not inputs:
-                # NAS-Bench-201's `none` op outputs zeros.
-                nodes.append(x * 0.0)
-                continue
-            total = inputs[0]
-            for other in inputs[1:]:
-                total = total + other
-            nodes.append(total)
-        return nodes[-1]
-
-
 def build_network(arch: Architecture, resolution: int | None = None) -> nn.Module:
     """The architecture as a torch module in eval mode, taking NCHW float input."""
     space = arch.space
-    if isinstance(space, MacroSpace):
-        return nn.Sequential(*(build_layer(k) for k in arch_layers(arch, resolution))).eval()
-    if not isinstance(space, CellSpace):
-        raise TypeError(f"no network builder for space kind '{space.kind}'")
-    resolution = space.resolution if resolution is None else resolution
-    front, head, stages = cell_frame(space, resolution)
-    layers: list[nn.Module] = [build_layer(front[0])]
-    for number, (channels, size) in enumerate(stages):
-        if number:
-            layers.append(build_layer(front[number]))
-        layers += [Cell(space, arch.choices, channels, size) for _ in range(space.cells_per_stage)]
-    layers += [build_layer(k) for k in head]
-    return nn.Sequential(*layers).eval()
+    return space.build(arch.choices, space.check_resolution(resolution)).eval()
 
 
 def count_params(module: nn.Module) -> int:

@@ -2,11 +2,14 @@
 
 A space is a sequence of decisions, each a tuple of string tokens. An
 architecture is one choice per decision (see `rlnas.model.arch`); its canonical
-string is built from the chosen tokens. Two kinds of space exist:
+string is built from the chosen tokens. Each kind of space is a module that
+owns its file format, its canonical strings, its layers, its per-decision
+cost terms and its torch construction; `SPACE_KINDS` maps a file's `kind` to it:
 
-- `macro`: a stem, stages of fixed stride with a width choice and block slots,
-  a head (MnasNet / FBNet / ProxylessNAS style).
-- `cell`: one DAG cell repeated through a fixed skeleton (NAS-Bench-201).
+- `macro` (`rlnas.model.macro`): a stem, stages of fixed stride with a width
+  choice and block slots, a head (MnasNet / FBNet / ProxylessNAS style).
+- `cell` (`rlnas.model.cell`): one DAG cell repeated through a fixed skeleton
+  (NAS-Bench-201).
 
 Built-in spaces are the `*.toml` files in `rlnas/spaces/`; a user copies one,
 edits it, and passes its path wherever a space name is accepted.
@@ -17,23 +20,34 @@ from __future__ import annotations
 import fnmatch
 import functools
 import hashlib
+import importlib
 import json
 import math
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from rlnas.errors import ArchitectureError, SpaceError, did_you_mean
+from rlnas.errors import ArchitectureError, LayerError, SpaceError, did_you_mean, unknown
 
-ACTIVATIONS = ("relu", "relu6", "silu")
-BLOCK_OPS = ("ir", "er", "basic")
-SKIP = "skip"
-CELL_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+if TYPE_CHECKING:
+    from torch import nn
+
+    from rlnas.model.costs import CostTerms, LayerCost
+    from rlnas.model.ops import LayerKey
+
 DEFAULT_SPACE = "mobilenet"
+SPACE_KINDS: dict[str, str] = {
+    "macro": "rlnas.model.macro:MacroSpace",
+    "cell": "rlnas.model.cell:CellSpace",
+}
+# Keys every space file has; each kind adds its own (`Space.KEYS`).
+COMMON_KEYS = {"name", "kind", "description", "resolution", "num_classes"}
+SiblingReader = Callable[[str], str]
 
 
 @dataclass(frozen=True)
@@ -49,48 +63,9 @@ class Decision:
     tokens: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Block:
-    """A block family member of a macro space (not skip).
-
-    Attributes:
-        op: `ir` (inverted residual, MBConv), `er` (fused MBConv) or `basic`
-            (ResNet basic block).
-        kernel: Spatial kernel size of the block's main convolution.
-        expand: Channel expansion ratio (1 for basic).
-        se: Whether the block has squeeze-and-excitation.
-    """
-
-    op: str
-    kernel: int
-    expand: int
-    se: bool
-
-    @property
-    def token(self) -> str:
-        if self.op == "basic":
-            return f"basic_k{self.kernel}"
-        return f"{self.op}_k{self.kernel}_e{self.expand}" + ("_se" if self.se else "")
-
-
-@dataclass(frozen=True)
-class Stage:
-    """A macro-space stage.
-
-    Attributes:
-        stride: Stride of the stage's first slot (the others have stride 1).
-        widths: Output channel choices.
-        slots: Number of block slots; the first slot is never skip.
-    """
-
-    stride: int
-    widths: tuple[int, ...]
-    slots: int
-
-
 @dataclass(frozen=True, eq=False)
 class Space:
-    """Fields and behaviour shared by every kind of space.
+    """Fields and behaviour shared by every kind of space; a kind overrides the rest.
 
     Spaces compare and hash by `digest`, a hash of their file's content, so two
     loads of one file are the same space and an edited copy is a different one.
@@ -104,6 +79,12 @@ class Space:
         digest: First 16 hex digits of the SHA-256 of the space's content.
         decisions: The decisions, in the order an architecture takes them.
     """
+
+    KEYS: ClassVar[set[str]] = set()
+    # Input sizes must be a multiple of this (a cell space halves the size twice).
+    RESOLUTION_MULTIPLE: ClassVar[int] = 1
+    # ImageNet-style spaces are compared with the published baselines.
+    COMPARES_WITH_BASELINES: ClassVar[bool] = False
 
     name: str
     kind: str
@@ -158,12 +139,6 @@ class Space:
                 f"'{self.name}'; allowed: {allowed}.{did_you_mean(token, decision.tokens)}"
             ) from None
 
-    def encode(self, choices: tuple[int, ...]) -> str:
-        raise NotImplementedError
-
-    def decode(self, text: str) -> tuple[int, ...]:
-        raise NotImplementedError
-
     def index(self, choices: tuple[int, ...]) -> int:
         """Position of `choices` in the space's enumeration order (last decision fastest)."""
         self.check_choices(choices)
@@ -188,161 +163,48 @@ class Space:
         """A uniformly random choice per decision."""
         return tuple(int(rng.integers(count)) for count in self.choice_counts)
 
+    # Defined by each kind of space.
 
-@dataclass(frozen=True, eq=False)
-class MacroSpace(Space):
-    """A stem, stages of block slots, a head and a classifier.
-
-    Decisions: `act` (the network's activation), then per stage
-    `stageN.width` and `stageN.slotM`. Canonical string, e.g. for two stages:
-    `relu6|c16:ir_k3_e1|c24:ir_k3_e6,ir_k3_e6,skip`.
-
-    Attributes:
-        activations: Activation choices for the whole network.
-        stem_kernel: Stem convolution kernel size.
-        stem_stride: Stem convolution stride.
-        stem_width: Stem output channels.
-        stem_maxpool: Whether a 3x3 stride-2 max pool follows the stem.
-        head_width: Channels of the 1x1 head convolution; 0 for no head conv.
-        stages: The stages, input to output.
-        blocks: The block choices of a slot, skip excluded.
-    """
-
-    activations: tuple[str, ...] = ()
-    stem_kernel: int = 3
-    stem_stride: int = 2
-    stem_width: int = 32
-    stem_maxpool: bool = False
-    head_width: int = 0
-    stages: tuple[Stage, ...] = ()
-    blocks: tuple[Block, ...] = ()
+    @classmethod
+    def parse(
+        cls, reader: SpaceReader, read_sibling: SiblingReader
+    ) -> tuple[dict[str, Any], tuple[Decision, ...], dict[str, Any]]:
+        """The kind's own fields, its decisions, and content to hash beyond the file's text."""
+        raise NotImplementedError
 
     def encode(self, choices: tuple[int, ...]) -> str:
-        self.check_choices(choices)
-        tokens = [d.tokens[c] for d, c in zip(self.decisions, choices, strict=True)]
-        parts = [tokens[0]]
-        position = 1
-        for stage in self.stages:
-            width, slots = tokens[position], tokens[position + 1 : position + 1 + stage.slots]
-            parts.append(f"{width}:{','.join(slots)}")
-            position += 1 + stage.slots
-        return "|".join(parts)
+        raise NotImplementedError
 
     def decode(self, text: str) -> tuple[int, ...]:
-        parts = text.strip().split("|")
-        if len(parts) != 1 + len(self.stages):
-            raise ArchitectureError(
-                f"'{text}' has {len(parts)} '|'-separated groups; space '{self.name}' needs "
-                f"{1 + len(self.stages)}: the activation, then one 'width:block,...' per stage"
+        raise NotImplementedError
+
+    def layers(self, choices: tuple[int, ...], resolution: int) -> list[LayerKey]:
+        """An architecture's layers in execution order (repeats kept)."""
+        raise NotImplementedError
+
+    def unique_layers(self, resolution: int) -> set[LayerKey]:
+        """Every layer any architecture can produce, without enumerating architectures."""
+        raise NotImplementedError
+
+    def cost_terms(self, resolution: int, cost: LayerCost, fixed: float) -> CostTerms:
+        """Per-decision increments of a per-layer cost (see `rlnas.model.costs`)."""
+        raise NotImplementedError
+
+    def build(self, choices: tuple[int, ...], resolution: int) -> nn.Module:
+        """An architecture as a torch module taking NCHW float input."""
+        raise NotImplementedError
+
+    def check_resolution(self, resolution: int | None) -> int:
+        """`resolution` (default the space's) if this space can use it; else LayerError."""
+        resolution = self.resolution if resolution is None else resolution
+        multiple = self.RESOLUTION_MULTIPLE
+        if resolution < 8 or resolution % multiple:
+            raise LayerError(
+                f"resolution {resolution} is not usable for space '{self.name}'; use a value >= 8"
+                + (f" divisible by {multiple}" if multiple > 1 else "")
+                + f" (default {self.resolution})"
             )
-        tokens = [parts[0]]
-        for number, (stage, part) in enumerate(zip(self.stages, parts[1:], strict=True), 1):
-            width, sep, slots = part.partition(":")
-            slot_tokens = slots.split(",") if sep else []
-            if len(slot_tokens) != stage.slots:
-                raise ArchitectureError(
-                    f"stage {number} group '{part}' of '{text}' needs a width and "
-                    f"{stage.slots} comma-separated blocks, e.g. "
-                    f"'{self.decisions[len(tokens)].tokens[0]}:"
-                    f"{','.join(['ir_k3_e6'] * stage.slots)}'"
-                )
-            tokens += [width, *slot_tokens]
-        return tuple(self.token_index(i, token) for i, token in enumerate(tokens))
-
-    def stage_choices(self, choices: tuple[int, ...]) -> list[tuple[int, list[Block | None]]]:
-        """Per stage, the chosen width and blocks (None for skip)."""
-        result = []
-        position = 1
-        for stage in self.stages:
-            width = stage.widths[choices[position]]
-            slots: list[Block | None] = []
-            for slot in range(stage.slots):
-                choice = choices[position + 1 + slot]
-                # Skip is the last token of a slot, after the blocks.
-                slots.append(self.blocks[choice] if choice < len(self.blocks) else None)
-            result.append((width, slots))
-            position += 1 + stage.slots
-        return result
-
-    def activation(self, choices: tuple[int, ...]) -> str:
-        return self.activations[choices[0]]
-
-
-@dataclass(frozen=True, eq=False)
-class CellSpace(Space):
-    """One DAG cell, repeated through the NAS-Bench-201 skeleton.
-
-    Decisions: one per edge `i->j` (i < j), ordered by j then i. Canonical
-    string: NAS-Bench-201's, e.g. `|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|`.
-
-    Attributes:
-        ops: Operation choices per edge.
-        nodes: Nodes in the cell, the input node included.
-        cells_per_stage: Cells in each of the stages.
-        widths: Channels of each stage.
-        order: If given, the benchmark's enumeration order: `order[i]` is the
-            choice vector of index i.
-    """
-
-    ops: tuple[str, ...] = ()
-    nodes: int = 4
-    cells_per_stage: int = 5
-    widths: tuple[int, ...] = ()
-    order: tuple[tuple[int, ...], ...] | None = field(default=None, repr=False)
-
-    @functools.cached_property
-    def edges(self) -> tuple[tuple[int, int], ...]:
-        """(source, target) node pairs, in decision order."""
-        return tuple((i, j) for j in range(1, self.nodes) for i in range(j))
-
-    @functools.cached_property
-    def _order_index(self) -> dict[tuple[int, ...], int]:
-        return {choices: i for i, choices in enumerate(self.order or ())}
-
-    def encode(self, choices: tuple[int, ...]) -> str:
-        self.check_choices(choices)
-        groups: list[list[str]] = [[] for _ in range(self.nodes - 1)]
-        for (i, j), choice in zip(self.edges, choices, strict=True):
-            groups[j - 1].append(f"{self.ops[choice]}~{i}")
-        return "+".join("|" + "|".join(group) + "|" for group in groups)
-
-    def decode(self, text: str) -> tuple[int, ...]:
-        groups = text.strip().split("+")
-        if len(groups) != self.nodes - 1:
-            raise ArchitectureError(
-                f"'{text}' has {len(groups)} '+'-separated node groups; space '{self.name}' "
-                f"needs {self.nodes - 1}, e.g. '{self.encode((0,) * self.num_decisions)}'"
-            )
-        choices: list[int] = []
-        for j, group in enumerate(groups, 1):
-            items = group.split("|")
-            if len(items) != j + 2 or items[0] or items[-1]:
-                raise ArchitectureError(
-                    f"node group {j} '{group}' of '{text}' must be '|op~0|...|op~{j - 1}|'"
-                )
-            for i, item in enumerate(items[1:-1]):
-                op, sep, source = item.partition("~")
-                if not sep or source != str(i):
-                    raise ArchitectureError(
-                        f"token '{item}' in node group {j} of '{text}' must be 'op~{i}'"
-                    )
-                choices.append(self.token_index(len(choices), op))
-        return tuple(choices)
-
-    def index(self, choices: tuple[int, ...]) -> int:
-        if self.order is None:
-            return super().index(choices)
-        self.check_choices(choices)
-        return self._order_index[choices]
-
-    def from_index(self, index: int) -> tuple[int, ...]:
-        if self.order is None:
-            return super().from_index(index)
-        if not 0 <= index < len(self.order):
-            raise ArchitectureError(
-                f"index {index} is outside space '{self.name}'; allowed: 0..{self.size - 1}"
-            )
-        return self.order[index]
+        return resolution
 
 
 # ---------------------------------------------------------------------------
@@ -399,50 +261,27 @@ def _load_file(path: Path) -> Space:
     )
 
 
-_MACRO_KEYS = {
-    "name",
-    "kind",
-    "description",
-    "resolution",
-    "num_classes",
-    "activations",
-    "stem",
-    "head",
-    "blocks",
-    "stages",
-}
-_CELL_KEYS = {
-    "name",
-    "kind",
-    "description",
-    "resolution",
-    "num_classes",
-    "ops",
-    "nodes",
-    "cells_per_stage",
-    "widths",
-    "order",
-}
+def space_class(kind: str) -> type[Space]:
+    """The class of a kind of space (imported on first use)."""
+    if kind not in SPACE_KINDS:
+        raise SpaceError(unknown("space kind", kind, SPACE_KINDS))
+    module_name, class_name = SPACE_KINDS[kind].split(":")
+    cls: type[Space] = getattr(importlib.import_module(module_name), class_name)
+    return cls
 
 
-def _parse(text: str, source: str, read_sibling: Any) -> Space:
+def _parse(text: str, source: str, read_sibling: SiblingReader) -> Space:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpaceError(f"{source} is not valid TOML: {exc}") from None
-    reader = _Reader(data, source)
-    kind = reader.get("kind", str, choices=("macro", "cell"))
-    extra: dict[str, Any] = {}
-    content: dict[str, Any] = dict(data)
-    if kind == "macro":
-        reader.only(_MACRO_KEYS)
-        extra, decisions = _parse_macro(reader)
-    else:
-        reader.only(_CELL_KEYS)
-        extra, decisions = _parse_cell(reader, read_sibling)
-        content["order"] = extra["order"]
+    reader = SpaceReader(data, source)
+    kind = reader.get("kind", str, choices=tuple(SPACE_KINDS))
+    cls = space_class(kind)
+    reader.only(COMMON_KEYS | cls.KEYS)
+    extra, decisions, hashed = cls.parse(reader, read_sibling)
+    content = {**data, **hashed}
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
-    cls: type[Space] = MacroSpace if kind == "macro" else CellSpace
     return cls(
         name=reader.get("name", str),
         kind=kind,
@@ -455,100 +294,7 @@ def _parse(text: str, source: str, read_sibling: Any) -> Space:
     )
 
 
-def _parse_macro(reader: _Reader) -> tuple[dict[str, Any], tuple[Decision, ...]]:
-    activations = tuple(reader.get_list("activations", str, choices=ACTIVATIONS))
-    stem = reader.table("stem", {"kernel", "stride", "width", "maxpool"})
-    head = reader.table("head", {"width"})
-    blocks: list[Block] = []
-    block_tables = reader.get("blocks", dict)
-    for op, table in block_tables.items():
-        if op not in BLOCK_OPS:
-            raise SpaceError(
-                f"{reader.source}: unknown block family '{op}' in [blocks]; allowed: "
-                f"{', '.join(BLOCK_OPS)}.{did_you_mean(op, BLOCK_OPS)}"
-            )
-        sub = _Reader(table, f"{reader.source} [blocks.{op}]")
-        sub.only({"kernel", "expand", "se"})
-        kernels = sub.get_list("kernel", int, minimum=1)
-        expands = sub.get_list("expand", int, minimum=1) if "expand" in table else [1]
-        ses = sub.get_list("se", bool) if "se" in table else [False]
-        if op == "basic" and (expands != [1] or ses != [False]):
-            raise SpaceError(f"{sub.source}: the basic block takes only 'kernel'")
-        blocks += [Block(op, k, e, s) for k in kernels for e in expands for s in ses]
-    if not blocks:
-        raise SpaceError(f"{reader.source}: [blocks] lists no block family")
-    stages = []
-    for number, table in enumerate(reader.get("stages", list), 1):
-        sub = _Reader(table, f"{reader.source} stage {number}")
-        sub.only({"stride", "widths", "slots"})
-        stages.append(
-            Stage(
-                stride=sub.get("stride", int, choices=(1, 2)),
-                widths=tuple(sub.get_list("widths", int, minimum=1)),
-                slots=sub.get("slots", int, minimum=1),
-            )
-        )
-    if not stages:
-        raise SpaceError(f"{reader.source}: no [[stages]]")
-
-    block_tokens = tuple(b.token for b in blocks)
-    decisions = [Decision("act", activations)]
-    for number, stage in enumerate(stages, 1):
-        decisions.append(Decision(f"stage{number}.width", tuple(f"c{w}" for w in stage.widths)))
-        for slot in range(1, stage.slots + 1):
-            tokens = block_tokens if slot == 1 else (*block_tokens, SKIP)
-            decisions.append(Decision(f"stage{number}.slot{slot}", tokens))
-    extra = dict(
-        activations=activations,
-        stem_kernel=stem.get("kernel", int, minimum=1),
-        stem_stride=stem.get("stride", int, choices=(1, 2)),
-        stem_width=stem.get("width", int, minimum=1),
-        stem_maxpool=stem.get("maxpool", bool),
-        head_width=head.get("width", int, minimum=0),
-        stages=tuple(stages),
-        blocks=tuple(blocks),
-    )
-    return extra, tuple(decisions)
-
-
-def _parse_cell(reader: _Reader, read_sibling: Any) -> tuple[dict[str, Any], tuple[Decision, ...]]:
-    ops = tuple(reader.get_list("ops", str, choices=CELL_OPS))
-    nodes = reader.get("nodes", int, minimum=2)
-    edges = [(i, j) for j in range(1, nodes) for i in range(j)]
-    decisions = tuple(Decision(f"edge {i}->{j}", ops) for i, j in edges)
-    order = None
-    if "order" in reader.data:
-        order_file = reader.get("order", str)
-        expected = len(ops) ** len(edges)
-        try:
-            lines = read_sibling(order_file).split()
-        except OSError as exc:
-            raise SpaceError(
-                f"{reader.source}: cannot read order file '{order_file}': {exc}"
-            ) from None
-        allowed_digits = {str(i) for i in range(len(ops))}
-        if any(len(line) != len(edges) or not set(line) <= allowed_digits for line in lines):
-            raise SpaceError(
-                f"{reader.source}: order file '{order_file}' must list each of the {expected} "
-                f"cells once, as {len(edges)} digits below {len(ops)} per line"
-            )
-        order = tuple(tuple(int(c) for c in line) for line in lines)
-        if len(set(order)) != expected or len(order) != expected:
-            raise SpaceError(
-                f"{reader.source}: order file '{order_file}' must list each of the {expected} "
-                f"cells once, as {len(edges)} digits below {len(ops)} per line"
-            )
-    extra = dict(
-        ops=ops,
-        nodes=nodes,
-        cells_per_stage=reader.get("cells_per_stage", int, minimum=1),
-        widths=tuple(reader.get_list("widths", int, minimum=1)),
-        order=order,
-    )
-    return extra, decisions
-
-
-class _Reader:
+class SpaceReader:
     """Typed, strict access to one TOML table, with errors naming the file and key."""
 
     def __init__(self, data: Any, source: str):
@@ -565,8 +311,8 @@ class _Reader:
                     f"{did_you_mean(key, allowed)}"
                 )
 
-    def table(self, key: str, allowed: set[str]) -> _Reader:
-        sub = _Reader(self.get(key, dict), f"{self.source} [{key}]")
+    def table(self, key: str, allowed: set[str]) -> SpaceReader:
+        sub = SpaceReader(self.get(key, dict), f"{self.source} [{key}]")
         sub.only(allowed)
         return sub
 

@@ -38,8 +38,9 @@ from rlnas.hardware.timing import Timing, TimingConfig, measure
 from rlnas.model.arch import Architecture
 from rlnas.model.baselines import get_baseline
 from rlnas.model.layers import arch_layers
+from rlnas.model.macro import MacroSpace
 from rlnas.model.network import build_network
-from rlnas.model.space import MacroSpace, get_space
+from rlnas.model.space import get_space
 from rlnas.search.run import RunFolder, ranked
 from rlnas.search.sources import macs_model, params_model
 

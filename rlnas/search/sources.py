@@ -18,7 +18,7 @@ from rlnas.errors import RlnasError, did_you_mean
 from rlnas.hardware.table import LatencyTable
 from rlnas.model.arch import Architecture
 from rlnas.model.costs import AdditiveCost
-from rlnas.model.counts import layer_macs, layer_params
+from rlnas.model.ops import layer_macs, layer_params
 from rlnas.model.space import Space
 
 
