@@ -20,8 +20,9 @@ import numpy as np
 
 from rlnas.accuracy.scorer import ProxyConfig, ProxyScorer
 from rlnas.envs.arch_builder import ArchBuilderEnv
+from rlnas.hardware.catalog import locate_table
 from rlnas.hardware.devices import cpu_name
-from rlnas.hardware.table import load_table, locate_table
+from rlnas.hardware.table import load_table
 from rlnas.model.arch import Architecture
 from rlnas.model.space import get_space
 from rlnas.search.evaluate import Evaluator

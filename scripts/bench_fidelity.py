@@ -22,6 +22,8 @@ from pathlib import Path
 
 import matplotlib
 
+from rlnas.hardware.catalog import locate_table
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
@@ -29,7 +31,7 @@ import pandas as pd
 from scipy.stats import kendalltau, spearmanr
 
 from rlnas.hardware.devices import cpu_name
-from rlnas.hardware.table import load_table, locate_table
+from rlnas.hardware.table import load_table
 from rlnas.model.arch import Architecture
 from rlnas.model.space import get_space
 from rlnas.results.measure import NetworkTimer

@@ -12,7 +12,8 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import rlnas.envs  # noqa: F401  (registers the environments)
 from rlnas.accuracy.scorer import ProxyConfig, ProxyScorer
 from rlnas.errors import RlnasError
-from rlnas.hardware.table import load_table, locate_table
+from rlnas.hardware.catalog import locate_table
+from rlnas.hardware.table import load_table
 from rlnas.model.arch import Architecture
 from rlnas.model.space import get_space
 from rlnas.search.evaluate import Evaluator

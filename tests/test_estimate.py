@@ -10,10 +10,11 @@ from typer.testing import CliRunner
 
 from rlnas.cli import app
 from rlnas.errors import RlnasError
+from rlnas.hardware.catalog import locate_table
 from rlnas.hardware.estimate import calibrate, estimate_table, fit_model, load_published
 from rlnas.hardware.profile import ProfileConfig, plan_profile
 from rlnas.hardware.roofline import SPECS, CostModel, OpArrays
-from rlnas.hardware.table import load_table, locate_table
+from rlnas.hardware.table import load_table
 from rlnas.model.baselines import get_baseline
 from rlnas.model.ops import LayerKey, layer_primitives
 from rlnas.model.zoo import NETWORKS, network_ops

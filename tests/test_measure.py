@@ -16,8 +16,9 @@ from typer.testing import CliRunner
 from rlnas.cli import app
 from rlnas.errors import CalibrationError, RlnasError
 from rlnas.hardware.calibration import Calibration, fit_calibration
+from rlnas.hardware.catalog import locate_table
 from rlnas.hardware.profile import ProfileConfig, profile
-from rlnas.hardware.table import load_table, locate_table, save_calibration, save_table
+from rlnas.hardware.table import load_table, save_calibration, save_table
 from rlnas.hardware.timing import TimingConfig
 from rlnas.model.arch import Architecture
 from rlnas.model.network import build_network

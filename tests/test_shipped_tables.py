@@ -6,7 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rlnas.cli import app
-from rlnas.hardware.table import find_tables, load_table, locate_table, shipped_tables_dir
+from rlnas.hardware.catalog import find_tables, locate_table, shipped_tables_dir
+from rlnas.hardware.table import load_table
 from rlnas.model.baselines import BASELINES
 from rlnas.model.layers import enumerate_layers
 from rlnas.model.space import get_space

@@ -10,8 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from rlnas.errors import MissingEntriesError, TableError
+from rlnas.hardware.catalog import resolve_table
 from rlnas.hardware.profile import ProfileConfig, profile
-from rlnas.hardware.table import load_table, read_meta, resolve_table, save_table
+from rlnas.hardware.table import load_table, read_meta, save_table
 from rlnas.hardware.timing import TimingConfig
 from rlnas.model.arch import Architecture
 from rlnas.model.layers import arch_layers, enumerate_layers

@@ -15,7 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rlnas.errors import RlnasError
-from rlnas.hardware.table import atomic_write_parquet, user_tables_dir
+from rlnas.files import atomic_write_parquet
+from rlnas.hardware.catalog import user_tables_dir
 
 CACHE_SCHEMA_VERSION = 1
 CACHE_SCHEMA = pa.schema(

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from rlnas import __version__
 from rlnas.errors import EstimatedTableWarning, RlnasError
+from rlnas.hardware.catalog import default_precision, find_tables, locate_table, resolve_table
 
 app = typer.Typer(
     help="Hardware-aware neural architecture search with per-device latency tables.",
@@ -242,13 +243,7 @@ def predict(
     ] = None,
 ) -> None:
     """Predict architectures' latency on a device from its lookup table."""
-    from rlnas.hardware.table import (
-        LatencyTable,
-        default_precision,
-        load_table,
-        locate_table,
-        resolve_table,
-    )
+    from rlnas.hardware.table import LatencyTable, load_table
     from rlnas.model.arch import Architecture
     from rlnas.model.baselines import get_baseline
     from rlnas.model.network import build_network, count_params
@@ -503,7 +498,7 @@ def tables_list(
     ] = None,
 ) -> None:
     """Shipped and user tables with their provenance."""
-    from rlnas.hardware.table import find_tables, read_meta
+    from rlnas.hardware.table import read_meta
 
     table = Table(title="lookup tables")
     for column in (
@@ -547,7 +542,7 @@ def tables_show(
     name: Annotated[str, typer.Argument(help="Table name (see `tables list`) or file.")],
 ) -> None:
     """A table's metadata and a summary of its rows."""
-    from rlnas.hardware.table import load_table, resolve_table
+    from rlnas.hardware.table import load_table
 
     try:
         loaded = load_table(resolve_table(name))
@@ -570,7 +565,7 @@ def tables_check(
     resolution: Annotated[int | None, typer.Option(help="Resolution it must cover.")] = None,
 ) -> None:
     """Check that a table is valid and covers a space; exit 1 if it does not."""
-    from rlnas.hardware.table import load_table, resolve_table
+    from rlnas.hardware.table import load_table
     from rlnas.model.layers import enumerate_layers
     from rlnas.model.space import get_space
 
@@ -597,7 +592,6 @@ def tables_calibrate(
     """Fit a table's prediction to end-to-end measurements here; store it in the table."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from rlnas.hardware.table import resolve_table
     from rlnas.results.measure import calibrate_table
 
     try:

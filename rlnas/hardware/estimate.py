@@ -28,8 +28,9 @@ from scipy.optimize import least_squares
 from scipy.stats import kendalltau
 
 from rlnas.errors import RlnasError
+from rlnas.hardware.catalog import user_tables_dir
 from rlnas.hardware.roofline import CostModel, GpuSpec, OpArrays, get_spec
-from rlnas.hardware.table import TableMeta, rows_frame, save_table, table_name, user_tables_dir
+from rlnas.hardware.table import TableMeta, rows_frame, save_table, table_name
 from rlnas.model.layers import enumerate_layers
 from rlnas.model.space import DEFAULT_SPACE, get_space
 from rlnas.model.zoo import NETWORKS, network_ops

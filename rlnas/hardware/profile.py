@@ -23,6 +23,7 @@ from torch import nn
 
 from rlnas.errors import TableError
 from rlnas.hardware.backends import Backend, Workload, check_precision, get_backend
+from rlnas.hardware.catalog import user_tables_dir
 from rlnas.hardware.devices import Device, get_device, measuring_host, resolve_precision
 from rlnas.hardware.table import (
     TableMeta,
@@ -31,7 +32,6 @@ from rlnas.hardware.table import (
     rows_frame,
     save_table,
     table_name,
-    user_tables_dir,
 )
 from rlnas.hardware.timing import Timing, TimingConfig, measure
 from rlnas.model.layers import enumerate_layers

@@ -1,7 +1,8 @@
 """Lookup tables: per-layer latencies of one device, precision, space, resolution and batch.
 
 One Parquet file per table, with an explicit pyarrow schema: the `LayerKey`
-columns, then latency statistics. File metadata (all `rlnas.*` keys) says what
+columns (derived from its fields), then latency statistics. Where tables are
+found is `rlnas.hardware.catalog`. File metadata (all `rlnas.*` keys) says what
 measured it. Reading validates the schema, its version and the metadata, and
 names exactly what is wrong. No pickle anywhere.
 
@@ -16,8 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +25,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rlnas.errors import MissingEntriesError, TableError, did_you_mean
+from rlnas.errors import MissingEntriesError, TableError
+from rlnas.files import atomic_write_parquet
 from rlnas.hardware.calibration import Calibration
 from rlnas.model.arch import Architecture
 from rlnas.model.costs import AdditiveCost
@@ -161,79 +161,6 @@ def table_name(device: str, precision: str, space: str, resolution: int, batch: 
     return f"{device}_{precision}_{space}_{resolution}_b{batch}"
 
 
-def user_tables_dir() -> Path:
-    """Where `rlnas profile` writes by default: `$RLNAS_HOME/tables` (default `~/.rlnas/tables`)."""
-    return Path(os.environ.get("RLNAS_HOME", Path.home() / ".rlnas")) / "tables"
-
-
-def shipped_tables_dir() -> Path:
-    """The tables installed with the package."""
-    from importlib import resources
-
-    return Path(str(resources.files("rlnas.tables")))
-
-
-def find_tables(extra_dirs: tuple[Path, ...] = ()) -> list[tuple[str, Path]]:
-    """(origin, path) of every table file: the user's, then shipped, then `extra_dirs`."""
-    found = []
-    for origin, folder in [("user", user_tables_dir()), ("shipped", shipped_tables_dir())] + [
-        ("dir", d) for d in extra_dirs
-    ]:
-        if folder.is_dir():
-            found += [(origin, p) for p in sorted(folder.glob("*.parquet"))]
-    return found
-
-
-def resolve_table(name_or_path: str | Path) -> Path:
-    """A table file from a path, or from a name (file stem) among the known tables."""
-    path = Path(name_or_path)
-    if path.suffix == ".parquet" or path.exists():
-        if not path.is_file():
-            raise TableError(
-                f"table file {path} does not exist; `rlnas tables list` shows the tables"
-            )
-        return path
-    names = {p.stem: p for _, p in find_tables()}
-    if str(name_or_path) not in names:
-        raise TableError(
-            f"table '{name_or_path}' doesn't exist; known: {', '.join(names) or 'none'}."
-            f"{did_you_mean(str(name_or_path), names)} "
-            "A table file is given by its path (*.parquet)"
-        )
-    return names[str(name_or_path)]
-
-
-def locate_table(
-    device: str, precision: str, space: str, resolution: int, batch: int = 1
-) -> tuple[str, Path]:
-    """(origin, path) of the table for these settings: the user's own first, then shipped.
-
-    Raises:
-        TableError: No such table, with the command that makes one.
-    """
-    name = table_name(device, precision, space, resolution, batch)
-    for origin, path in find_tables():
-        if path.stem == name:
-            return origin, path
-    raise TableError(
-        f"no lookup table '{name}' (shipped or in {user_tables_dir()}); measure one with "
-        f"`rlnas profile --device {device} --precision {precision} --space {space} "
-        f"--resolution {resolution} --batch {batch}`, or see `rlnas tables list`"
-    )
-
-
-def default_precision(device: str, space: str, resolution: int, batch: int = 1) -> str:
-    """The first of the device's precisions that has a table here (else its first precision)."""
-    from rlnas.hardware.devices import get_device
-
-    precisions = get_device(device).precisions
-    names = {p.stem for _, p in find_tables()}
-    for precision in precisions:
-        if table_name(device, precision, space, resolution, batch) in names:
-            return precision
-    return precisions[0]
-
-
 def _rlnas_version() -> str:
     from rlnas import __version__
 
@@ -363,20 +290,6 @@ def save_table(meta: TableMeta, frame: pd.DataFrame, path: Path) -> None:
     frame = frame.sort_values(list(KEY_FIELDS)).reset_index(drop=True)
     arrow = pa.Table.from_pandas(frame[SCHEMA.names], schema=SCHEMA, preserve_index=False)
     atomic_write_parquet(arrow.replace_schema_metadata(meta.to_metadata()), path)
-
-
-def atomic_write_parquet(table: pa.Table, path: Path) -> None:
-    """Writes to a temporary file beside `path`, then renames it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a table is meant to be shared
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def read_meta(path: Path) -> TableMeta:

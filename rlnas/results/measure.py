@@ -24,16 +24,12 @@ import pandas as pd
 import pyarrow as pa
 
 from rlnas.errors import RlnasError, TableError
+from rlnas.files import atomic_write_parquet
 from rlnas.hardware.backends import Workload, check_precision, get_backend
 from rlnas.hardware.calibration import Calibration, fit_calibration
+from rlnas.hardware.catalog import locate_table
 from rlnas.hardware.devices import get_device, measuring_host, resolve_precision
-from rlnas.hardware.table import (
-    LatencyTable,
-    atomic_write_parquet,
-    load_table,
-    locate_table,
-    save_calibration,
-)
+from rlnas.hardware.table import LatencyTable, load_table, save_calibration
 from rlnas.hardware.timing import Timing, TimingConfig, measure
 from rlnas.model.arch import Architecture
 from rlnas.model.baselines import get_baseline

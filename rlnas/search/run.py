@@ -29,8 +29,9 @@ from rlnas import __version__
 from rlnas.accuracy.score_cache import default_cache_path
 from rlnas.accuracy.scorer import ProxyConfig, ProxyScorer
 from rlnas.errors import EstimatedTableWarning, RlnasError
+from rlnas.hardware.catalog import default_precision, locate_table
 from rlnas.hardware.devices import get_precision
-from rlnas.hardware.table import default_precision, load_table, locate_table
+from rlnas.hardware.table import load_table
 from rlnas.model.arch import Architecture
 from rlnas.model.space import DEFAULT_SPACE, get_space
 from rlnas.search.evaluate import Evaluator

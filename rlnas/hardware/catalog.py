@@ -1,0 +1,81 @@
+"""Where lookup tables are: the user's folder, the shipped ones, and lookup by name or settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rlnas.errors import TableError, did_you_mean
+from rlnas.files import rlnas_home
+from rlnas.hardware.devices import get_device
+from rlnas.hardware.table import table_name
+
+
+def user_tables_dir() -> Path:
+    """Where `rlnas profile` writes by default: `$RLNAS_HOME/tables` (default `~/.rlnas/tables`)."""
+    return rlnas_home() / "tables"
+
+
+def shipped_tables_dir() -> Path:
+    """The tables installed with the package."""
+    from importlib import resources
+
+    return Path(str(resources.files("rlnas.tables")))
+
+
+def find_tables(extra_dirs: tuple[Path, ...] = ()) -> list[tuple[str, Path]]:
+    """(origin, path) of every table file: the user's, then shipped, then `extra_dirs`."""
+    found = []
+    for origin, folder in [("user", user_tables_dir()), ("shipped", shipped_tables_dir())] + [
+        ("dir", d) for d in extra_dirs
+    ]:
+        if folder.is_dir():
+            found += [(origin, p) for p in sorted(folder.glob("*.parquet"))]
+    return found
+
+
+def resolve_table(name_or_path: str | Path) -> Path:
+    """A table file from a path, or from a name (file stem) among the known tables."""
+    path = Path(name_or_path)
+    if path.suffix == ".parquet" or path.exists():
+        if not path.is_file():
+            raise TableError(
+                f"table file {path} does not exist; `rlnas tables list` shows the tables"
+            )
+        return path
+    names = {p.stem: p for _, p in find_tables()}
+    if str(name_or_path) not in names:
+        raise TableError(
+            f"table '{name_or_path}' doesn't exist; known: {', '.join(names) or 'none'}."
+            f"{did_you_mean(str(name_or_path), names)} "
+            "A table file is given by its path (*.parquet)"
+        )
+    return names[str(name_or_path)]
+
+
+def locate_table(
+    device: str, precision: str, space: str, resolution: int, batch: int = 1
+) -> tuple[str, Path]:
+    """(origin, path) of the table for these settings: the user's own first, then shipped.
+
+    Raises:
+        TableError: No such table, with the command that makes one.
+    """
+    name = table_name(device, precision, space, resolution, batch)
+    for origin, path in find_tables():
+        if path.stem == name:
+            return origin, path
+    raise TableError(
+        f"no lookup table '{name}' (shipped or in {user_tables_dir()}); measure one with "
+        f"`rlnas profile --device {device} --precision {precision} --space {space} "
+        f"--resolution {resolution} --batch {batch}`, or see `rlnas tables list`"
+    )
+
+
+def default_precision(device: str, space: str, resolution: int, batch: int = 1) -> str:
+    """The first of the device's precisions that has a table here (else its first precision)."""
+    precisions = get_device(device).precisions
+    names = {p.stem for _, p in find_tables()}
+    for precision in precisions:
+        if table_name(device, precision, space, resolution, batch) in names:
+            return precision
+    return precisions[0]
