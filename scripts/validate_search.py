@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from rlnas.model.space import get_space
-from rlnas.search.run import SearchConfig, build_evaluator
+from rlnas.search.config import SearchConfig
+from rlnas.search.run import build_evaluator
 from rlnas.search.strategies import get_strategy
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201"

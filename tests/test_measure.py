@@ -32,7 +32,9 @@ from rlnas.results.measure import (
     measure_run,
 )
 from rlnas.results.report import beaten, write_report
-from rlnas.search.run import RunFolder, SearchConfig, ranked, run_search
+from rlnas.search.config import SearchConfig
+from rlnas.search.run import run_search
+from rlnas.search.run_folder import RunFolder
 
 QUICK = TimingConfig(warmup=2, min_runs=5, min_time_ms=10.0, retries=0)
 
@@ -140,7 +142,7 @@ def test_measure_run_writes_results_and_report(run_folder):
     assert frame["predicted_ms"].notna().all()  # resnet18 is predicted from the resnet table
     stored = pd.read_parquet(run_folder / "measured.parquet")
     assert len(stored) == len(frame)
-    evaluations = ranked(RunFolder.open(run_folder).evaluations)
+    evaluations = RunFolder.open(run_folder).ranked()
     assert frame["arch"].iloc[0] == evaluations["arch"].iloc[0]
     markdown = (run_folder / "report.md").read_text()
     for name in ["rank1", "rank2", *BASELINE_NAMES]:

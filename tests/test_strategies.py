@@ -10,7 +10,8 @@ from rlnas.cli import app
 from rlnas.errors import BudgetExhausted, RlnasError
 from rlnas.model.arch import Architecture
 from rlnas.model.space import get_space
-from rlnas.search.run import SearchConfig, build_evaluator, pareto_front, run_search
+from rlnas.search.config import SearchConfig
+from rlnas.search.run import build_evaluator, pareto_front, run_search
 from rlnas.search.strategies import STRATEGIES, get_strategy
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from rlnas.errors import TableError, did_you_mean
 from rlnas.files import rlnas_home
 from rlnas.hardware.devices import get_device
-from rlnas.hardware.table import table_name
+from rlnas.hardware.table import LatencyTable, load_table, table_name
 
 
 def user_tables_dir() -> Path:
@@ -79,3 +80,26 @@ def default_precision(device: str, space: str, resolution: int, batch: int = 1) 
         if table_name(device, precision, space, resolution, batch) in names:
             return precision
     return precisions[0]
+
+
+def table_for(
+    device: str,
+    space: str,
+    resolution: int,
+    precision: str | None = None,
+    table: str | Path | None = None,
+) -> LatencyTable:
+    """The table that predicts `space` on `device`: `table` if given, else the device's own
+    at `precision` (default: its first precision with a table). Each file is read once
+    while it is unchanged."""
+    if table is not None:
+        path = resolve_table(table)
+    else:
+        chosen = precision or default_precision(device, space, resolution)
+        _, path = locate_table(device, chosen, space, resolution)
+    return _load(path.resolve(), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _load(path: Path, mtime_ns: int) -> LatencyTable:
+    return load_table(path)

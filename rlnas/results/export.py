@@ -8,8 +8,7 @@ Formats:
            its layers, parameters, MACs and the run's figures for it; rebuild a
            trainable module with `rlnas.model.network.build_network`
 
-Ranks are the run's evaluations ordered by reward, feasible first (rank 1 is
-the best).
+Ranks are those of `rlnas.search.run_folder.ranked` (rank 1 is the best).
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from rlnas.model.arch import Architecture
 from rlnas.model.layers import arch_layers
 from rlnas.model.network import build_network, count_params, export_onnx
 from rlnas.model.space import get_space
-from rlnas.search.run import RunFolder
+from rlnas.search.run_folder import EXPORTS, RunFolder
 
 FORMATS = {"onnx": ".onnx", "torch": ".pt2", "json": ".json"}
 
@@ -49,7 +48,7 @@ def export_run(run_path: Path, rank: int = 1, fmt: str = "onnx", out: Path | Non
     space = get_space(run.config.space)
     arch = Architecture.decode(str(row["arch"]), space)
     resolution = run.config.resolution or space.resolution
-    out = Path(out) if out is not None else run.path / "export" / f"rank{rank}{FORMATS[fmt]}"
+    out = Path(out) if out is not None else run.file(EXPORTS) / f"rank{rank}{FORMATS[fmt]}"
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     module = build_network(arch, resolution)

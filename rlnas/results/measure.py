@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from rlnas.accuracy.scorer import ProxyScorer
 from rlnas.errors import RlnasError, TableError
 from rlnas.files import atomic_write_parquet
 from rlnas.hardware.backends import Workload, check_precision, get_backend
@@ -34,11 +35,10 @@ from rlnas.hardware.timing import Timing, TimingConfig, measure
 from rlnas.model.arch import Architecture
 from rlnas.model.baselines import get_baseline
 from rlnas.model.layers import arch_layers
-from rlnas.model.macro import MacroSpace
 from rlnas.model.network import build_network
 from rlnas.model.space import get_space
-from rlnas.search.run import RunFolder, ranked
-from rlnas.search.sources import macs_model, params_model
+from rlnas.search.run_folder import MEASURED, RunFolder
+from rlnas.search.sources import macs_model, params_model, proxy_config
 
 # The baselines every image-space run is compared against (issue 6 / PRODUCT.md).
 BASELINE_NAMES = ("mobilenetv2", "efficientnet_b0", "resnet18")
@@ -140,12 +140,9 @@ class _Entry:
 def _baseline_scores(run: RunFolder, names: Sequence[str]) -> dict[str, float]:
     """Each baseline's accuracy score on the run's scale; NaN where the run used no proxy."""
     config = run.config
-    if config.accuracy_file is not None:
+    if config.resolved().accuracy != "proxy":
         return {name: float("nan") for name in names}
-    from rlnas.accuracy.score_cache import default_cache_path
-    from rlnas.accuracy.scorer import ProxyConfig, ProxyScorer
-
-    proxy = ProxyConfig(proxy=config.proxy, data=config.data, cache=default_cache_path())
+    proxy = run.provenance.proxy or proxy_config(config)
     scorer = ProxyScorer(config.space, proxy)
     scores = {}
     for name in names:
@@ -165,13 +162,13 @@ def _baseline_scores(run: RunFolder, names: Sequence[str]) -> dict[str, float]:
 def _entries(run: RunFolder, config: MeasureConfig) -> list[_Entry]:
     space = get_space(run.config.space)
     entries = []
-    for _, row in ranked(run.evaluations).head(config.top).iterrows():
+    for _, row in run.ranked().head(config.top).iterrows():
         arch = Architecture.decode(row["arch"], space)
         entries.append(
             _Entry(f"rank{row['rank']}", "candidate", int(row["rank"]), arch, row["accuracy"])
         )
     # Baselines are ImageNet-style networks: they compare with runs of image (macro) spaces.
-    if config.baselines and isinstance(space, MacroSpace):
+    if config.baselines and space.COMPARES_WITH_BASELINES:
         scores = _baseline_scores(run, BASELINE_NAMES)
         for name in BASELINE_NAMES:
             entries.append(
@@ -192,15 +189,16 @@ def _table_for(
 
     `loaded` keeps the tables already read, so each is read once per call of `measure_run`.
     """
-    run_table = run.provenance.get("table", {})
+    run_table = run.provenance.table
     path: Path | None = None
     if (
-        run_table.get("space_digest") == arch.space.digest
-        and run_table.get("device") == device
-        and run_table.get("precision") == precision
-        and Path(run_table.get("path", "")).is_file()
+        run_table is not None
+        and run_table.meta.space_digest == arch.space.digest
+        and run_table.meta.device == device
+        and run_table.meta.precision == precision
+        and run_table.path.is_file()
     ):
-        path = Path(run_table["path"])
+        path = run_table.path
     else:
         try:
             _, path = locate_table(device, precision, arch.space.name, resolution)
@@ -234,7 +232,7 @@ def measure_run(
     timer = NetworkTimer(config.device, precision, config.threads, config.timing)
     resolution = run.config.resolution or get_space(run.config.space).resolution
     entries = _entries(run, config)
-    out = Path(run_path) / "measured.parquet"
+    out = run.file(MEASURED)
     previous = pd.read_parquet(out) if out.is_file() else pd.DataFrame(columns=KEY_COLUMNS)
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     rows: list[dict[str, object]] = []

@@ -19,14 +19,15 @@ import numpy as np
 import pandas as pd
 
 from rlnas.errors import RlnasError
+from rlnas.files import atomic_write_text
 from rlnas.hardware.devices import get_precision
-from rlnas.search.run import RunFolder
+from rlnas.search.run_folder import MEASURED, REPORT, REPORT_PLOT, RunFolder
 
 COLORS = {"candidate": "tab:red", "baseline": "tab:blue"}
 
 
 def load_measured(run_path: Path) -> pd.DataFrame:
-    path = Path(run_path) / "measured.parquet"
+    path = Path(run_path) / MEASURED
     if not path.is_file():
         raise RlnasError(
             f"run {run_path} has no end-to-end measurements ({path.name}); run "
@@ -200,8 +201,8 @@ def write_report(run_path: Path) -> tuple[Path, Path]:
     """Writes `report.md` and `report.png` into the run folder; returns their paths."""
     run = RunFolder.open(run_path)
     frame = load_measured(run_path)
-    markdown = run.path / "report.md"
-    figure = run.path / "report.png"
-    markdown.write_text(report_markdown(run, frame))
+    markdown = run.file(REPORT)
+    figure = run.file(REPORT_PLOT)
+    atomic_write_text(report_markdown(run, frame), markdown)
     plot_report(run, frame, figure)
     return markdown, figure

@@ -13,12 +13,15 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rlnas.errors import BudgetExhausted
 from rlnas.model.arch import Architecture
 from rlnas.model.costs import AdditiveCost
 from rlnas.search.rewards import RewardConfig
-from rlnas.search.sources import AccuracySource, LatencySource
+
+if TYPE_CHECKING:
+    from rlnas.search.sources import AccuracySource, LatencySource
 
 
 @dataclass(frozen=True)

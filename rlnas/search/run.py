@@ -1,111 +1,35 @@
-"""A search run: configuration, sources, strategy, and the run folder it writes.
-
-Run folder:
-    config.json          the resolved configuration (and the table's provenance)
-    evaluations.jsonl    every evaluation as it happens (the resume journal)
-    evaluations.parquet  every evaluated architecture: accuracy score, raw proxy values,
-                         predicted latency, parameters, MACs, reward, feasibility
-    pareto.parquet       the accuracy/latency Pareto front
-    pareto.png           the front over all evaluated architectures
-    controller.zip       the trained controller (ppo only; stable-baselines3 format)
+"""A search run: sources, evaluator and strategy from a `SearchConfig`, written to a run folder.
 
 An interrupted run is resumed by running the same command again: the strategy
 replays from its seed and every evaluation already journalled is reused, so the
-final state equals that of an uninterrupted run.
+final state equals that of an uninterrupted run. The folder's files are named
+in `rlnas.search.run_folder`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
-from rlnas import __version__
-from rlnas.accuracy.score_cache import default_cache_path
-from rlnas.accuracy.scorer import ProxyConfig, ProxyScorer
-from rlnas.errors import EstimatedTableWarning, RlnasError
-from rlnas.hardware.catalog import default_precision, locate_table
+from rlnas.accuracy.scorer import ProxyScorer
+from rlnas.errors import RunError
+from rlnas.files import atomic_write_parquet
 from rlnas.hardware.devices import get_precision
-from rlnas.hardware.table import load_table
 from rlnas.model.arch import Architecture
-from rlnas.model.space import DEFAULT_SPACE, get_space
+from rlnas.model.space import get_space
+from rlnas.search import run_folder
+from rlnas.search.config import SearchConfig
 from rlnas.search.evaluate import Evaluator
+from rlnas.search.plots import plot_pareto
 from rlnas.search.rewards import RewardConfig
-from rlnas.search.sources import (
-    AccuracySource,
-    BenchmarkAccuracy,
-    BenchmarkLatency,
-    LatencySource,
-    ProxyAccuracy,
-    TableLatency,
-    macs_model,
-    params_model,
-)
+from rlnas.search.run_folder import Provenance, TableProvenance
+from rlnas.search.sources import accuracy_source, latency_source, macs_model, params_model
 from rlnas.search.strategies import Progress, get_strategy
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """One search.
-
-    Attributes:
-        latency_ms: Latency target T in milliseconds.
-        strategy: `ppo`, `random` or `evolution`.
-        device: Target device; picks the lookup table with `precision`.
-        precision: Precision of the table; None picks the first of the device's
-            precisions that has a table (so `--device xavier-nx` finds the shipped fp16 one).
-        space: Space name or file.
-        resolution: Deployment resolution (default: the space's).
-        reward: `mnas`, `tunas` or `hard`.
-        proxy: Accuracy proxy (or `ensemble`) when no accuracy file is given.
-        data: Images for data-dependent proxies (.npz or folder).
-        budget: Unique architectures evaluated.
-        seed: Seed of the strategy.
-        memory_mb: Limit on parameter megabytes (10^6 bytes) at `precision`, or None.
-        table: A table file to use instead of the device's default one.
-        accuracy_file: Benchmark file replacing the proxy (arch_index or arch_str keyed).
-        accuracy_column: Its column.
-        latency_file: Benchmark file replacing the table.
-        latency_column: Its column.
-    """
-
-    latency_ms: float
-    strategy: str = "ppo"
-    device: str = "cpu"
-    precision: str | None = None
-    space: str = DEFAULT_SPACE
-    resolution: int | None = None
-    reward: str = "mnas"
-    proxy: str = "synflow"
-    data: Path | None = None
-    budget: int = 1000
-    seed: int = 0
-    memory_mb: float | None = None
-    table: Path | None = None
-    accuracy_file: Path | None = None
-    accuracy_column: str = "cifar10_test_acc"
-    latency_file: Path | None = None
-    latency_column: str | None = None
-
-    def resolved(self) -> SearchConfig:
-        """These settings with `precision` filled in (see its docstring)."""
-        if self.precision is not None:
-            return self
-        space = get_space(self.space)
-        resolution = self.resolution or space.resolution
-        precision = default_precision(self.device, space.name, resolution)
-        return dataclasses.replace(self, precision=precision)
-
-    def default_out(self) -> Path:
-        return Path("runs") / (
-            f"{self.strategy}-{self.device}-{self.precision}-{Path(self.space).stem}"
-            f"-{self.latency_ms:g}ms-s{self.seed}"
-        )
+from rlnas.settings import to_json
 
 
 @dataclass
@@ -117,62 +41,31 @@ class RunResult:
         evaluations: One row per evaluated architecture, in order.
         pareto: The Pareto front rows.
         replayed: Evaluations reused from an earlier, interrupted run.
+        best: The rank-1 evaluation (see `rlnas.search.run_folder.ranked`).
     """
 
     out: Path
     evaluations: pd.DataFrame
     pareto: pd.DataFrame
     replayed: int
-
-
-def _json(config: SearchConfig) -> dict[str, Any]:
-    return {
-        k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()
-    }
+    best: pd.Series
 
 
 def build_evaluator(
     config: SearchConfig, journal: Path | None
-) -> tuple[Evaluator, ProxyScorer | None, dict[str, Any]]:
-    """The sources and evaluator of a search, and a description of them for config.json."""
-    if config.budget < 1:
-        raise RlnasError(f"budget must be >= 1 architecture, got {config.budget}")
+) -> tuple[Evaluator, ProxyScorer | None, Provenance]:
+    """The sources and evaluator of a search, and where their numbers come from."""
+    config = config.resolved()
     space = get_space(config.space)
-    resolution = config.resolution or space.resolution
-    precision = config.precision or default_precision(config.device, space.name, resolution)
-    provenance: dict[str, Any] = {}
-    scorer = None
-    accuracy: AccuracySource
-    if config.accuracy_file is not None:
-        accuracy = BenchmarkAccuracy(config.accuracy_file, config.accuracy_column)
-    else:
-        scorer = ProxyScorer(
-            space, ProxyConfig(proxy=config.proxy, data=config.data, cache=default_cache_path())
-        )
-        accuracy = ProxyAccuracy(scorer)
-    latency: LatencySource
-    if config.latency_file is not None:
-        if not config.latency_column:
-            raise RlnasError("a latency file needs --latency-column (e.g. pixel3_ms)")
-        latency = BenchmarkLatency(config.latency_file, config.latency_column)
-    else:
-        if config.table is not None:
-            path = config.table
-        else:
-            _, path = locate_table(config.device, precision, space.name, resolution)
-        table = load_table(path)
-        if table.meta.source != "measured":
-            warnings.warn(
-                f"latencies come from the {table.meta.source} table {path.name} "
-                f"({table.meta.host}); run `rlnas profile --device {table.meta.device}` on the "
-                "device for measured ones",
-                EstimatedTableWarning,
-                stacklevel=2,
-            )
-        latency = TableLatency(table, space)
-        provenance["table"] = {"path": str(path), **dataclasses.asdict(table.meta)}
-    provenance["accuracy_source"] = accuracy.description
-    provenance["latency_source"] = latency.description
+    accuracy = accuracy_source(config, space)
+    latency = latency_source(config, space)
+    table = latency.table
+    provenance = Provenance(
+        accuracy.description,
+        latency.description,
+        proxy=accuracy.proxy,
+        table=TableProvenance(table.path, table.meta) if table and table.path else None,
+    )
     reward = RewardConfig(
         mode=config.reward,
         target_ms=config.latency_ms,
@@ -184,9 +77,10 @@ def build_evaluator(
         params_model(space),
         reward,
         config.budget,
-        get_precision(precision).bytes_per_element,
+        get_precision(config.precision or "fp32").bytes_per_element,
         journal,
     )
+    scorer = getattr(accuracy, "scorer", None)
     return evaluator, scorer, provenance
 
 
@@ -196,27 +90,28 @@ def run_search(
     """Runs (or resumes) a search and writes its run folder."""
     config = config.resolved()
     out = Path(out) if out is not None else config.default_out()
-    stored = out / "config.json"
-    if stored.exists():
-        previous = json.loads(stored.read_text()).get("search")
-        if previous != _json(config):
-            changed = [k for k, v in _json(config).items() if (previous or {}).get(k) != v]
-            raise RlnasError(
+    if (out / run_folder.CONFIG).exists():
+        previous, _ = run_folder.read_settings(out)
+        if previous != config:
+            was, now = to_json(previous), to_json(config)
+            changed = [k for k in now if was.get(k) != now[k]]
+            raise RunError(
                 f"run folder {out} holds a run with other settings ({', '.join(changed)}); "
                 "pass another --out to start a new run, or the same settings to resume it"
             )
-    evaluator, scorer, provenance = build_evaluator(config, out / "evaluations.jsonl")
+    evaluator, scorer, provenance = build_evaluator(config, out / run_folder.JOURNAL)
     space = evaluator.params.space
     out.mkdir(parents=True, exist_ok=True)
-    stored.write_text(
-        json.dumps({"search": _json(config), "rlnas_version": __version__, **provenance}, indent=2)
-        + "\n"
-    )
+    run_folder.write_settings(out, config, provenance)
     strategy_cls = get_strategy(config.strategy)
-    kwargs: dict[str, Any] = {}
-    if config.strategy == "ppo":
-        kwargs["checkpoint"] = out / "controller.zip"
-    strategy = strategy_cls(evaluator, space, config.seed, **kwargs)
+    field = strategy_cls.settings_field
+    strategy = strategy_cls(
+        evaluator,
+        space,
+        config.seed,
+        settings=getattr(config, field) if field else None,
+        checkpoint=out / run_folder.CONTROLLER,
+    )
     strategy.run(progress)
     if scorer is not None:
         scorer.flush()
@@ -230,13 +125,16 @@ def run_search(
         raw = [scorer.raw(a) for a in archs]
         for proxy in scorer.members:
             frame[f"proxy_{proxy}"] = [r[proxy] for r in raw]
-    frame.to_parquet(out / "evaluations.parquet", index=False)
+    atomic_write_parquet(_arrow(frame), out / run_folder.EVALUATIONS)
     front = pareto_front(frame)
-    front.to_parquet(out / "pareto.parquet", index=False)
-    from rlnas.search.plots import plot_pareto
+    atomic_write_parquet(_arrow(front), out / run_folder.PARETO)
+    plot_pareto(frame, front, config, out / run_folder.PARETO_PLOT)
+    best = run_folder.ranked(frame, config.latency_ms).iloc[0]
+    return RunResult(out, frame, front, evaluator.replayed, best)
 
-    plot_pareto(frame, front, config, out / "pareto.png")
-    return RunResult(out, frame, front, evaluator.replayed)
+
+def _arrow(frame: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(frame, preserve_index=False)
 
 
 def pareto_front(frame: pd.DataFrame) -> pd.DataFrame:
@@ -249,71 +147,3 @@ def pareto_front(frame: pd.DataFrame) -> pd.DataFrame:
             keep.append(index)
             best = accuracy
     return ordered.loc[keep].reset_index(drop=True)
-
-
-def ranked(frame: pd.DataFrame) -> pd.DataFrame:
-    """Evaluations best first (feasible, then by reward), with a 1-based `rank` column."""
-    order = frame.sort_values(["feasible", "reward", "step"], ascending=[False, False, True])
-    order = order.drop_duplicates("arch").reset_index(drop=True)
-    order.insert(0, "rank", range(1, len(order) + 1))
-    return order
-
-
-@dataclass(frozen=True)
-class RunFolder:
-    """A finished run folder, read back.
-
-    Attributes:
-        path: The folder.
-        config: Its search settings.
-        provenance: The rest of config.json (table provenance, sources).
-        evaluations: evaluations.parquet.
-    """
-
-    path: Path
-    config: SearchConfig
-    provenance: dict[str, Any]
-    evaluations: pd.DataFrame
-
-    @classmethod
-    def open(cls, path: Path) -> RunFolder:
-        """Reads a run folder.
-
-        Raises:
-            RlnasError: Not a run folder, or an unfinished one.
-        """
-        path = Path(path)
-        stored = path / "config.json"
-        results = path / "evaluations.parquet"
-        if not stored.is_file():
-            raise RlnasError(
-                f"{path} is not a run folder (no config.json); run `rlnas search` or "
-                "`rlnas train-controller` first"
-            )
-        if not results.is_file():
-            raise RlnasError(
-                f"run {path} has no evaluations.parquet (unfinished?); rerun its search command "
-                "to finish it"
-            )
-        raw = json.loads(stored.read_text())
-        fields = {f.name for f in dataclasses.fields(SearchConfig)}
-        settings = {k: v for k, v in raw.get("search", {}).items() if k in fields}
-        for name in ("data", "table", "accuracy_file", "latency_file"):
-            if settings.get(name) is not None:
-                settings[name] = Path(settings[name])
-        try:
-            config = SearchConfig(**settings)
-        except TypeError as exc:
-            raise RlnasError(f"{stored} does not hold search settings ({exc})") from None
-        provenance = {k: v for k, v in raw.items() if k != "search"}
-        return cls(path, config, provenance, pd.read_parquet(results))
-
-    def candidate(self, rank: int) -> pd.Series:
-        """The evaluation at `rank` (1 = best reward among feasible)."""
-        order = ranked(self.evaluations)
-        if not 1 <= rank <= len(order):
-            raise RlnasError(
-                f"rank {rank} is out of range: run {self.path} has {len(order)} architectures "
-                f"(ranks 1..{len(order)})"
-            )
-        return order.iloc[rank - 1]

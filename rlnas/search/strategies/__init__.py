@@ -3,7 +3,8 @@
 A strategy proposes architectures and hands them to an `Evaluator`, which
 serves repeats from its cache for free and stops new evaluations once the
 budget is spent. The registry maps names to "module:Class" strings so that
-stable-baselines3 is imported only for `ppo`.
+stable-baselines3 is imported only for `ppo`; the strategies' settings live
+here, light to import, so that configs and the CLI can name them.
 """
 
 from __future__ import annotations
@@ -11,10 +12,15 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rlnas.errors import RlnasError, unknown
 from rlnas.model.space import Space
-from rlnas.search.evaluate import Evaluator
+
+if TYPE_CHECKING:
+    from rlnas.search.evaluate import Evaluator
 
 STRATEGIES: dict[str, str] = {
     "random": "rlnas.search.strategies.random_search:RandomSearch",
@@ -25,6 +31,76 @@ STRATEGIES: dict[str, str] = {
 Progress = Callable[[int, int], None]
 
 
+@dataclass(frozen=True)
+class EvolutionSettings:
+    """Regularized evolution's settings (Real et al. 2019).
+
+    Attributes:
+        population_size: Members kept (the initial ones are random).
+        sample_size: Tournament size.
+    """
+
+    population_size: int = 20
+    sample_size: int = 5
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.sample_size <= self.population_size:
+            raise RlnasError(
+                f"sample_size must be in 1..population_size, got sample_size={self.sample_size}, "
+                f"population_size={self.population_size}"
+            )
+
+
+@dataclass(frozen=True)
+class PPOSettings:
+    """MaskablePPO settings (see stable-baselines3's PPO for each).
+
+    Defaults were chosen on NAS-Bench-201 (scripts/validate_search.py, BENCHMARKS.md):
+    Monte-Carlo returns (gae_lambda 1) suit a reward that comes only at the end of an
+    episode, and a strong entropy bonus keeps the controller from settling early.
+
+    Attributes:
+        episodes_per_update: Architectures built per PPO update (n_steps = this x the
+            number of decisions, so updates hold whole episodes).
+        minibatches: Minibatches per epoch.
+        n_epochs: Passes over each rollout.
+        learning_rate: Adam step size.
+        gamma: Discount; 1.0 since the only reward is terminal.
+        gae_lambda: GAE parameter.
+        ent_coef: Entropy bonus, keeps exploring.
+        clip_range: PPO clipping.
+        net_arch: Hidden layer sizes of the policy and value networks.
+    """
+
+    episodes_per_update: int = 10
+    minibatches: int = 1
+    n_epochs: int = 10
+    learning_rate: float = 1e-3
+    gamma: float = 1.0
+    gae_lambda: float = 1.0
+    ent_coef: float = 0.05
+    clip_range: float = 0.2
+    net_arch: tuple[int, ...] = field(default=(64, 64))
+
+    def kwargs(self, episode_length: int) -> dict[str, Any]:
+        """Keyword arguments of MaskablePPO for episodes of `episode_length` steps."""
+        values = asdict(self)
+        n_steps = values.pop("episodes_per_update") * episode_length
+        minibatches = values.pop("minibatches")
+        if n_steps % minibatches:
+            raise RlnasError(
+                f"n_steps must split into minibatches, got n_steps={n_steps}, "
+                f"minibatches={minibatches}"
+            )
+        net_arch = list(values.pop("net_arch"))
+        return {
+            **values,
+            "n_steps": n_steps,
+            "batch_size": n_steps // minibatches,
+            "policy_kwargs": {"net_arch": net_arch},
+        }
+
+
 class Strategy(ABC):
     """Proposes architectures until the evaluator's budget is spent.
 
@@ -32,14 +108,26 @@ class Strategy(ABC):
         evaluator: Evaluates (and caches, and counts) architectures.
         space: The space to search.
         seed: The strategy's only source of randomness.
+        settings: The strategy's own settings (its `SearchConfig` field `settings_field`).
+        checkpoint: Where a strategy with a learned state saves it.
     """
 
     name: str = ""
+    # The SearchConfig field that holds this strategy's settings, if it has any.
+    settings_field: str | None = None
 
-    def __init__(self, evaluator: Evaluator, space: Space, seed: int = 0):
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        space: Space,
+        seed: int = 0,
+        settings: Any = None,
+        checkpoint: Path | None = None,
+    ):
         self.evaluator = evaluator
         self.space = space
         self.seed = seed
+        self.checkpoint = checkpoint
         # Repeats are free, so a strategy that keeps proposing known architectures would
         # never spend its budget; it stops after this many proposals.
         self.max_proposals = 50 * evaluator.budget + 1000

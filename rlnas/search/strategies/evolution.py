@@ -9,42 +9,38 @@ adds it, and removes the oldest member.
 from __future__ import annotations
 
 from collections import deque
+from pathlib import Path
 
 import numpy as np
 
-from rlnas.errors import RlnasError
 from rlnas.model.arch import Architecture
 from rlnas.model.space import Space
 from rlnas.search.evaluate import Evaluation, Evaluator
-from rlnas.search.strategies import Progress, Strategy
+from rlnas.search.strategies import EvolutionSettings, Progress, Strategy
 
 
 class RegularizedEvolution(Strategy):
     """Aging evolution.
 
     Args:
-        population_size: Members kept (the initial ones are random).
-        sample_size: Tournament size.
+        settings: Population and tournament sizes.
     """
 
     name = "evolution"
+    settings_field = "evolution"
 
     def __init__(
         self,
         evaluator: Evaluator,
         space: Space,
         seed: int = 0,
-        population_size: int = 20,
-        sample_size: int = 5,
+        settings: EvolutionSettings | None = None,
+        checkpoint: Path | None = None,
     ):
-        super().__init__(evaluator, space, seed)
-        if not 1 <= sample_size <= population_size:
-            raise RlnasError(
-                f"sample_size must be in 1..population_size, got sample_size={sample_size}, "
-                f"population_size={population_size}"
-            )
-        self.population_size = population_size
-        self.sample_size = sample_size
+        super().__init__(evaluator, space, seed, settings, checkpoint)
+        settings = settings or EvolutionSettings()
+        self.population_size = settings.population_size
+        self.sample_size = settings.sample_size
 
     def mutate(self, arch: Architecture, rng: np.random.Generator) -> Architecture:
         counts = self.space.choice_counts

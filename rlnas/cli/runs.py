@@ -1,0 +1,202 @@
+"""The commands of the pipeline: profile, search, train-controller, measure, report, export.
+
+Options of profile, search, train-controller and measure are derived from
+their config dataclasses (`rlnas.cli.options`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from rlnas.cli.common import console, duration, reports_errors
+from rlnas.cli.options import argument, config_command, option
+from rlnas.errors import EstimatedTableWarning
+from rlnas.hardware.profile import ProfileConfig, plan_profile
+from rlnas.hardware.profile import profile as run_profile
+from rlnas.results.measure import MeasureConfig, measure_run
+from rlnas.search.config import SearchConfig
+from rlnas.search.run_folder import MEASURED, REPORT
+
+RunArg = Annotated[Path, typer.Argument(help="A run folder (written by search/train-controller).")]
+
+
+def _profile(config: ProfileConfig, dry_run: bool = False) -> None:
+    plan = plan_profile(config)
+    typer.echo(
+        f"{plan.out}: {plan.total} layers in the space, {plan.done} measured, "
+        f"{len(plan.todo)} to measure now (about {duration(plan.estimated_s)})"
+    )
+    if dry_run:
+        return
+    with Progress(
+        TextColumn("profiling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+    ) as bar:
+        task = bar.add_task("", total=len(plan.todo))
+
+        def advance(done: int, todo: int, key: object) -> None:
+            bar.update(task, completed=done, description=f"{getattr(key, 'op', '')}")
+
+        result = run_profile(config, progress=advance)
+    state = "complete" if result.complete else "partial (rerun to continue)"
+    typer.echo(
+        f"wrote {result.out}: {result.rows} rows, {state}; measured {result.measured} in "
+        f"{result.wall_s:.1f} s ({result.unstable} flagged unstable)"
+    )
+
+
+profile = reports_errors(
+    config_command(
+        ProfileConfig,
+        _profile,
+        extra=[
+            option(
+                "dry_run",
+                bool,
+                "Print the layer count and an estimated time only.",
+                False,
+                "--dry-run",
+            )
+        ],
+        doc="Measure every layer of a space on a device into a lookup table; resumes if "
+        "interrupted.",
+    )
+)
+
+
+def _search(config: SearchConfig, out: Path | None = None) -> None:
+    from rlnas.search.run import run_search
+
+    with Progress(
+        BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True
+    ) as bar:
+        task = bar.add_task("", total=config.budget)
+        with warnings.catch_warnings():
+            # Said once, as a note, not as a Python warning with a source line.
+            warnings.simplefilter("always", EstimatedTableWarning)
+            warnings.showwarning = lambda message, *args, **kwargs: bar.console.print(
+                f"note: {message}", markup=False, highlight=False
+            )
+            result = run_search(
+                config, out, progress=lambda done, total: bar.update(task, completed=done)
+            )
+    frame, best = result.evaluations, result.best
+    typer.echo(
+        f"run folder {result.out}: {len(frame)} architectures evaluated"
+        + (f" ({result.replayed} reused from the interrupted run)" if result.replayed else "")
+    )
+    typer.echo(f"Pareto front: {len(result.pareto)} architectures (pareto.parquet, pareto.png)")
+    within = bool(best["feasible"]) and best["latency_ms"] <= config.latency_ms
+    if not within:
+        typer.echo(f"no architecture within {config.latency_ms:g} ms was found")
+    typer.echo(
+        f"best (rank 1){' within ' + format(config.latency_ms, 'g') + ' ms' if within else ''}: "
+        f"score {best['accuracy']:.4f}, {best['latency_ms']:.3f} ms, {best['params']:,} params: "
+        f"{best['arch']}"
+    )
+
+
+_OUT = option("out", Path | None, "Run folder (default: runs/<name>).", None)
+
+search = reports_errors(
+    config_command(
+        SearchConfig,
+        _search,
+        extra=[_OUT],
+        doc="Search with a strategy: ppo (the controller), random or evolution; writes a run "
+        "folder.",
+    )
+)
+train_controller = reports_errors(
+    config_command(
+        SearchConfig,
+        _search,
+        exclude=["strategy"],
+        fixed={"strategy": "ppo"},
+        extra=[_OUT],
+        doc="Train the PPO controller on a device's latency table; writes a run folder.",
+    )
+)
+
+
+def _measure(config: MeasureConfig, run: Path) -> None:
+    with Progress(
+        BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"), console=console
+    ) as bar:
+        task = bar.add_task("", total=None)
+        frame = measure_run(
+            run,
+            config,
+            progress=lambda done, total, name: bar.update(
+                task, completed=done, total=total, description=name
+            ),
+        )
+    for _, row in frame.sort_values("measured_ms").iterrows():
+        typer.echo(
+            f"{row['name']:>16}  predicted {row['predicted_ms']:7.2f} ms  measured "
+            f"{row['measured_ms']:7.2f} ms  error {row['error_pct']:+6.1f}%  "
+            f"score {row['score']:.3f}"
+        )
+    typer.echo(f"results: {run / MEASURED}; report: {run / REPORT}, report.png")
+
+
+measure = reports_errors(
+    config_command(
+        MeasureConfig,
+        _measure,
+        extra=[argument("run", Path, "A run folder (written by search/train-controller).")],
+        doc="Compile and time a run's best candidates and the baselines end to end; write the "
+        "report.",
+    )
+)
+
+
+@reports_errors
+def report(run: RunArg) -> None:
+    """Write the report (report.md, report.png) of a measured run."""
+    from rlnas.results.report import write_report
+
+    markdown, figure = write_report(run)
+    typer.echo(f"wrote {markdown} and {figure}")
+
+
+@reports_errors
+def export(
+    run: RunArg,
+    rank: Annotated[int, typer.Option(min=1, help="Rank in the run (1 = best).")] = 1,
+    format: Annotated[str, typer.Option("--format", help="onnx, torch (.pt2) or json.")] = "onnx",
+    out: Annotated[
+        Path | None, typer.Option(help="Output file (default: RUN/export/rank<K>.<ext>).")
+    ] = None,
+) -> None:
+    """Export the architecture at a rank of a run as ONNX, a torch.export program or JSON."""
+    from rlnas.results.export import export_run
+
+    typer.echo(f"wrote {export_run(run, rank, format, out)}")
+
+
+def register(app: Any) -> None:
+    app.command("profile")(profile)
+    app.command("search")(search)
+    app.command("train-controller")(train_controller)
+    app.command("measure")(measure)
+    app.command("report")(report)
+    app.command("export")(export)

@@ -1,0 +1,158 @@
+"""`rlnas tables`: list, show, check, calibrate and estimate lookup tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from rlnas.cli.common import console, fail
+from rlnas.errors import RlnasError
+from rlnas.hardware.catalog import find_tables, resolve_table
+
+tables_app = typer.Typer(help="List, show and check lookup tables.", no_args_is_help=True)
+
+
+@tables_app.command("list")
+def tables_list(
+    directory: Annotated[
+        list[Path] | None, typer.Option("--dir", help="Also list tables in this folder.")
+    ] = None,
+) -> None:
+    """Shipped and user tables with their provenance."""
+    from rlnas.hardware.table import read_meta
+
+    table = Table(title="lookup tables")
+    for column in (
+        "table",
+        "origin",
+        "device",
+        "backend",
+        "precision",
+        "space",
+        "res",
+        "batch",
+        "source",
+        "host",
+        "created",
+    ):
+        table.add_column(column)
+    for origin, path in find_tables(tuple(directory or ())):
+        try:
+            meta = read_meta(path)
+        except RlnasError as exc:
+            table.add_row(path.stem, origin, f"[red]unreadable: {exc}[/red]")
+            continue
+        table.add_row(
+            path.stem,
+            origin,
+            meta.device,
+            meta.backend,
+            meta.precision,
+            meta.space,
+            str(meta.resolution),
+            str(meta.batch),
+            meta.source,
+            meta.host,
+            meta.created,
+        )
+    console.print(table)
+
+
+@tables_app.command("show")
+def tables_show(
+    name: Annotated[str, typer.Argument(help="Table name (see `tables list`) or file.")],
+) -> None:
+    """A table's metadata and a summary of its rows."""
+    from rlnas.hardware.table import load_table
+
+    try:
+        loaded = load_table(resolve_table(name))
+    except RlnasError as exc:
+        raise fail(exc) from None
+    for key, value in vars(loaded.meta).items():
+        if key == "calibration":
+            value = loaded.calibration.describe() if loaded.calibration else "none"
+        typer.echo(f"{key:16} {value}")
+    frame = loaded.frame
+    typer.echo(f"{'rows':16} {len(frame)} ({int(frame['unstable'].sum())} flagged unstable)")
+    summary = frame.groupby("op")["latency_ms"].describe()[["count", "min", "50%", "max"]]
+    typer.echo(summary.to_string(float_format=lambda v: f"{v:.4f}"))
+
+
+@tables_app.command("check")
+def tables_check(
+    name: Annotated[str, typer.Argument(help="Table name (see `tables list`) or file.")],
+    space: Annotated[str, typer.Option(help="Space name or file it must cover.")] = "mobilenet",
+    resolution: Annotated[int | None, typer.Option(help="Resolution it must cover.")] = None,
+) -> None:
+    """Check that a table is valid and covers a space; exit 1 if it does not."""
+    from rlnas.hardware.table import load_table
+    from rlnas.model.layers import enumerate_layers
+    from rlnas.model.space import get_space
+
+    try:
+        loaded = load_table(resolve_table(name))
+        target = get_space(space)
+        loaded.check_space(target, resolution)
+        keys = enumerate_layers(target, resolution)
+        missing = loaded.missing(keys)
+        if missing:
+            raise loaded.missing_error(missing)
+    except RlnasError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"ok: {loaded.path} covers all {len(keys)} layers of space '{target.name}'")
+
+
+@tables_app.command("calibrate")
+def tables_calibrate(
+    name: Annotated[str, typer.Argument(help="Table name (see `tables list`) or file.")],
+    archs: Annotated[int, typer.Option(min=3, help="Random networks to measure end to end.")] = 30,
+    seed: Annotated[int, typer.Option(help="Seed of those networks.")] = 2026,
+) -> None:
+    """Fit a table's prediction to end-to-end measurements here; store it in the table."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from rlnas.results.measure import calibrate_table
+
+    try:
+        path = resolve_table(name)
+        with Progress(
+            BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+        ) as bar:
+            task = bar.add_task("", total=archs)
+            result = calibrate_table(
+                path,
+                archs,
+                seed,
+                progress=lambda done, total, arch: bar.update(task, completed=done),
+            )
+    except RlnasError as exc:
+        raise fail(exc) from None
+    typer.echo(f"{path}: {result.calibration.describe()}")
+
+
+@tables_app.command("estimate")
+def tables_estimate(
+    device: Annotated[str, typer.Option(help="t4 or xavier-nx.")],
+    precision: Annotated[str, typer.Option(help="fp16 or int8.")] = "fp16",
+    space: Annotated[str, typer.Option(help="Space name or file.")] = "mobilenet",
+    resolution: Annotated[int | None, typer.Option(help="Resolution (default: space's).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output table file.")] = None,
+    published: Annotated[
+        Path | None,
+        typer.Option(help="Published latencies CSV (default: the Deci white paper's, shipped)."),
+    ] = None,
+) -> None:
+    """Write an estimated table (roofline model fitted on published latencies) for a device."""
+    from rlnas.hardware.estimate import estimate_table
+
+    try:
+        path, calibrated = estimate_table(device, precision, space, resolution, 1, out, published)
+    except RlnasError as exc:
+        raise fail(exc) from None
+    typer.echo(calibrated.errors.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    typer.echo(f"wrote {path} (source: estimated; {calibrated.describe()})")

@@ -1,0 +1,218 @@
+"""The run folder: every file a search and its follow-ups write, its typed provenance, and "best".
+
+    config.json          the resolved search settings and their provenance
+    evaluations.jsonl    every evaluation as it happens (the resume journal)
+    evaluations.parquet  every evaluated architecture: accuracy score, raw proxy values,
+                         predicted latency, parameters, MACs, reward, feasibility
+    pareto.parquet       the accuracy/latency Pareto front
+    pareto.png           the front over all evaluated architectures
+    controller.zip       the trained controller (ppo only; stable-baselines3 format)
+    measured.parquet     end-to-end measurements (`rlnas measure`)
+    report.md, .png      the report of those measurements
+    export/              exported architectures (`rlnas export`)
+
+"Best" is defined once, by `ranked`: architectures within the latency target
+and the memory limit come first, most accurate first (then faster); the rest
+follow by reward. Rank 1 is what the CLI summary shows, what `export --rank 1`
+writes and what `measure --top 1` times.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rlnas import __version__
+from rlnas.accuracy.scorer import ProxyConfig
+from rlnas.errors import RunError
+from rlnas.files import atomic_write_text
+from rlnas.hardware.table import TableMeta
+from rlnas.search.config import SearchConfig
+from rlnas.settings import from_json, to_json
+
+CONFIG = "config.json"
+JOURNAL = "evaluations.jsonl"
+EVALUATIONS = "evaluations.parquet"
+PARETO = "pareto.parquet"
+PARETO_PLOT = "pareto.png"
+CONTROLLER = "controller.zip"
+MEASURED = "measured.parquet"
+REPORT = "report.md"
+REPORT_PLOT = "report.png"
+EXPORTS = "export"
+
+# Columns every evaluations.parquet has (written by `rlnas.search.run`).
+EVALUATION_COLUMNS = ("step", "arch", "accuracy", "latency_ms", "params", "reward", "feasible")
+
+
+@dataclass(frozen=True)
+class TableProvenance:
+    """The lookup table a run's latencies came from.
+
+    Attributes:
+        path: The table file when the run started.
+        meta: Its metadata.
+    """
+
+    path: Path
+    meta: TableMeta
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a run's numbers come from.
+
+    Attributes:
+        accuracy_source: The accuracy source, in words.
+        latency_source: The latency source, in words.
+        proxy: The proxy settings where accuracy is a proxy score, else None.
+        table: The lookup table where latency is predicted from one, else None.
+        rlnas_version: The rlnas that ran the search.
+    """
+
+    accuracy_source: str
+    latency_source: str
+    proxy: ProxyConfig | None = None
+    table: TableProvenance | None = None
+    rlnas_version: str = __version__
+
+
+def ranked(frame: pd.DataFrame, target_ms: float) -> pd.DataFrame:
+    """Evaluations best first (see the module docstring), with a 1-based `rank` column."""
+    within = frame["feasible"] & (frame["latency_ms"] <= target_ms)
+    order = pd.concat(
+        [
+            frame[within].sort_values(
+                ["accuracy", "latency_ms", "step"], ascending=[False, True, True]
+            ),
+            frame[~within].sort_values(["reward", "step"], ascending=[False, True]),
+        ]
+    )
+    order = order.drop_duplicates("arch").reset_index(drop=True)
+    order.insert(0, "rank", range(1, len(order) + 1))
+    return order
+
+
+def write_settings(folder: Path, config: SearchConfig, provenance: Provenance) -> None:
+    """Writes config.json atomically."""
+    data: dict[str, Any] = {
+        "search": to_json(config),
+        "rlnas_version": provenance.rlnas_version,
+        "accuracy_source": provenance.accuracy_source,
+        "latency_source": provenance.latency_source,
+        "proxy": to_json(provenance.proxy) if provenance.proxy else None,
+        "table": (
+            {"path": str(provenance.table.path), **dataclasses.asdict(provenance.table.meta)}
+            if provenance.table
+            else None
+        ),
+    }
+    atomic_write_text(json.dumps(data, indent=2) + "\n", Path(folder) / CONFIG)
+
+
+def read_settings(folder: Path) -> tuple[SearchConfig, Provenance]:
+    """The settings and provenance in a run folder's config.json.
+
+    Raises:
+        RunError: No config.json, or one that is not a run's.
+    """
+    stored = Path(folder) / CONFIG
+    if not stored.is_file():
+        raise RunError(
+            f"{folder} is not a run folder (no {CONFIG}); run `rlnas search` or "
+            "`rlnas train-controller` first"
+        )
+    try:
+        raw = json.loads(stored.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunError(
+            f"{stored} is not valid JSON ({exc}); rerun the search into a new --out"
+        ) from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("search"), dict):
+        raise RunError(f"{stored} holds no search settings; rerun the search into a new --out")
+    try:
+        config = from_json(SearchConfig, raw["search"], str(stored))
+        proxy = from_json(ProxyConfig, raw["proxy"], str(stored)) if raw.get("proxy") else None
+        table = None
+        if isinstance(raw.get("table"), dict):
+            fields = {f.name for f in dataclasses.fields(TableMeta)}
+            meta = TableMeta(**{k: v for k, v in raw["table"].items() if k in fields})
+            table = TableProvenance(Path(raw["table"]["path"]), meta)
+    except (TypeError, KeyError, ValueError) as exc:
+        raise RunError(f"{stored} is not a run's settings ({exc})") from None
+    provenance = Provenance(
+        str(raw.get("accuracy_source", "")),
+        str(raw.get("latency_source", "")),
+        proxy,
+        table,
+        str(raw.get("rlnas_version", "")),
+    )
+    return config, provenance
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """A finished run folder, read back.
+
+    Attributes:
+        path: The folder.
+        config: Its search settings.
+        provenance: Where its numbers came from.
+        evaluations: evaluations.parquet.
+    """
+
+    path: Path
+    config: SearchConfig
+    provenance: Provenance
+    evaluations: pd.DataFrame
+
+    @classmethod
+    def open(cls, path: Path) -> RunFolder:
+        """Reads a run folder.
+
+        Raises:
+            RunError: Not a run folder, an unfinished one, or unreadable files.
+        """
+        path = Path(path)
+        config, provenance = read_settings(path)
+        results = path / EVALUATIONS
+        if not results.is_file():
+            raise RunError(
+                f"run {path} has no {EVALUATIONS} (unfinished?); rerun its search command "
+                "to finish it"
+            )
+        try:
+            frame = pd.read_parquet(results)
+        except Exception as exc:  # pyarrow raises several types for damaged files
+            raise RunError(
+                f"{results} is unreadable ({exc}); rerun the search command to rewrite it"
+            ) from None
+        missing = [c for c in EVALUATION_COLUMNS if c not in frame.columns]
+        if missing:
+            raise RunError(
+                f"{results} lacks column(s) {', '.join(missing)}; rerun the search command "
+                "to rewrite it"
+            )
+        return cls(path, config, provenance, frame)
+
+    def file(self, name: str) -> Path:
+        """A file of this folder by its name constant (e.g. `MEASURED`)."""
+        return self.path / name
+
+    def ranked(self) -> pd.DataFrame:
+        return ranked(self.evaluations, self.config.latency_ms)
+
+    def candidate(self, rank: int) -> pd.Series:
+        """The evaluation at `rank` (1 = best, see the module docstring)."""
+        order = self.ranked()
+        if not 1 <= rank <= len(order):
+            raise RunError(
+                f"rank {rank} is out of range: run {self.path} has {len(order)} architectures "
+                f"(ranks 1..{len(order)})"
+            )
+        return order.iloc[rank - 1]
