@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rlnas.errors import TableError
+from rlnas.errors import RlnasError, TableError
 from rlnas.hardware.backends import Backend, Workload, check_precision, get_backend
 from rlnas.hardware.catalog import user_tables_dir
 from rlnas.hardware.devices import Device, get_device, measuring_host, resolve_precision
@@ -71,6 +71,13 @@ class ProfileConfig:
     timing: TimingConfig = field(default_factory=TimingConfig)
     checkpoint_every: int = 100
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("batch", "threads", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise RlnasError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.limit is not None and self.limit < 1:
+            raise RlnasError(f"limit must be >= 1 layer, got {self.limit}")
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,13 @@ class MeasureConfig:
     passes: int = 2
     timing: TimingConfig = field(default_factory=TimingConfig)
 
+    def __post_init__(self) -> None:
+        if self.top < 0:
+            raise RlnasError(f"--top must be >= 0, got {self.top}")
+        for name in ("threads", "passes"):
+            if getattr(self, name) < 1:
+                raise RlnasError(f"{name} must be >= 1, got {getattr(self, name)}")
+
 
 @dataclass(frozen=True)
 class _Entry:
