@@ -122,3 +122,19 @@ def test_dynamo_export_agrees():
     x = [torch.ones(s) for s in input_shapes(key)]
     with torch.no_grad():
         np.testing.assert_allclose(run_onnx(model, x), module(*x).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_seeded_build_leaves_the_global_random_state_alone():
+    import torch
+
+    from rlnas.model.baselines import get_baseline
+
+    arch = get_baseline("mobilenetv2").architecture()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    first = build_network(arch, 32, seed=5)
+    assert torch.equal(torch.rand(3), expected)
+    second = build_network(arch, 32, seed=5)
+    for a, b in zip(first.parameters(), second.parameters(), strict=True):
+        assert torch.equal(a, b)

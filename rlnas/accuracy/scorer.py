@@ -117,10 +117,7 @@ class ProxyScorer:
         }
         missing = [p for p, v in values.items() if v is None]
         if missing:
-            import torch
-
-            torch.manual_seed(self.config.seed)
-            net = build_network(arch, self.config.resolution)
+            net = build_network(arch, self.config.resolution, seed=self.config.seed)
             for proxy in missing:
                 value = get_proxy(proxy).fn(net, self.batch)
                 self.cache.put(self.key(arch, proxy), value)

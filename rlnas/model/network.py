@@ -16,10 +16,26 @@ ONNX_OPSET = 17
 ONNX_OPSET_DYNAMO = 18
 
 
-def build_network(arch: Architecture, resolution: int | None = None) -> nn.Module:
-    """The architecture as a torch module in eval mode, taking NCHW float input."""
+def build_network(
+    arch: Architecture, resolution: int | None = None, seed: int | None = None
+) -> nn.Module:
+    """The architecture as a torch module in eval mode, taking NCHW float input.
+
+    Args:
+        arch: The architecture.
+        resolution: Input resolution (default: the space's).
+        seed: Seed of the initial weights. They are drawn from a forked random state,
+            so the caller's global torch state is left as it was (a warm or cold score
+            cache cannot change what a seeded search or PPO draws next). None draws
+            from the global state.
+    """
     space = arch.space
-    return space.build(arch.choices, space.check_resolution(resolution)).eval()
+    resolution = space.check_resolution(resolution)
+    if seed is None:
+        return space.build(arch.choices, resolution).eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return space.build(arch.choices, resolution).eval()
 
 
 def count_params(module: nn.Module) -> int:

@@ -50,8 +50,7 @@ def export_run(run_path: Path, rank: int = 1, fmt: str = "onnx", out: Path | Non
     resolution = run.config.resolution or space.resolution
     out = Path(out) if out is not None else run.file(EXPORTS) / f"rank{rank}{FORMATS[fmt]}"
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    module = build_network(arch, resolution)
+    module = build_network(arch, resolution, seed=0)
     shape = (1, 3, resolution, resolution)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
