@@ -64,6 +64,10 @@ class RunError(RlnasError):
     """A run folder is missing, unfinished, or holds a run with other settings."""
 
 
+class OutputError(RlnasError):
+    """An output path cannot be written, or would replace a file rlnas was not asked to replace."""
+
+
 class BudgetExhausted(Exception):
     """Raised by `Evaluator.evaluate` on a new architecture once the budget is spent."""
 

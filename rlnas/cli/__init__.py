@@ -9,7 +9,7 @@ from rich.table import Table
 
 from rlnas import __version__
 from rlnas.cli import runs
-from rlnas.cli.common import console, count, fail
+from rlnas.cli.common import Format, FormatOption, console, count, listing, reports_errors
 from rlnas.cli.tables import tables_app
 from rlnas.errors import RlnasError
 
@@ -41,6 +41,7 @@ def main(
 
 
 @app.command()
+@reports_errors
 def spaces(
     name: Annotated[
         str | None, typer.Argument(help="A space name or a space file (.toml): show its decisions.")
@@ -49,43 +50,43 @@ def spaces(
         int | None,
         typer.Option(help="Input resolution for counting layers (default: each space's own)."),
     ] = None,
+    fmt: FormatOption = Format.table,
 ) -> None:
     """List the search spaces, or show one space's decisions."""
     from rlnas.model.baselines import BASELINES
     from rlnas.model.layers import enumerate_layers
     from rlnas.model.space import get_space, list_spaces
 
-    try:
-        if name is None:
-            table = Table(title="search spaces")
-            for column in (
-                "space",
-                "kind",
-                "decisions",
-                "architectures",
-                "resolution",
-                "unique layers",
-                "description",
-            ):
-                table.add_column(column)
-            for space_name in list_spaces():
-                space = get_space(space_name)
-                layers = enumerate_layers(space, resolution)
-                table.add_row(
-                    space.name,
-                    space.kind,
-                    str(space.num_decisions),
-                    count(space.size),
-                    str(resolution or space.resolution),
-                    str(len(layers)),
-                    space.description,
-                )
-            console.print(table)
-            return
-        space = get_space(name)
-        layers = enumerate_layers(space, resolution)
-    except RlnasError as exc:
-        raise fail(exc) from None
+    if name is None:
+        rows = []
+        for space_name in list_spaces():
+            space = get_space(space_name)
+            space.check_resolution(resolution)
+            rows.append(
+                {
+                    "space": space.name,
+                    "kind": space.kind,
+                    "decisions": space.num_decisions,
+                    "architectures": count(space.size) if fmt == Format.table else space.size,
+                    "resolution": resolution or space.resolution,
+                    "unique layers": len(enumerate_layers(space, resolution)),
+                    "description": space.description,
+                }
+            )
+        listing(rows, fmt, "search spaces")
+        return
+    space = get_space(name)
+    space.check_resolution(resolution)
+    layers = enumerate_layers(space, resolution)
+    if fmt != Format.table:
+        listing(
+            [
+                {"index": i, "decision": d.name, "choices": " ".join(d.tokens)}
+                for i, d in enumerate(space.decisions)
+            ],
+            fmt,
+        )
+        return
     console.print(f"[bold]{space.name}[/bold] ({space.kind}): {space.description}")
     console.print(
         f"{space.num_decisions} decisions, {count(space.size)} architectures, "
@@ -105,26 +106,28 @@ def spaces(
 
 
 @app.command()
-def devices() -> None:
+@reports_errors
+def devices(fmt: FormatOption = Format.table) -> None:
     """List target devices, their backends and precisions, and what each needs here."""
     from rlnas.hardware.devices import DEVICES
 
-    table = Table(title="devices")
-    for column in ("device", "backend", "precisions", "needs", "usable here"):
-        table.add_column(column)
+    rows = []
     for device in DEVICES.values():
         missing = device.missing()
-        table.add_row(
-            device.name,
-            device.backend,
-            ", ".join(device.precisions),
-            device.hardware,
-            "yes" if missing is None else f"no: {missing}",
+        rows.append(
+            {
+                "device": device.name,
+                "backend": device.backend,
+                "precisions": ", ".join(device.precisions),
+                "needs": device.hardware,
+                "usable here": "yes" if missing is None else f"no: {missing}",
+            }
         )
-    console.print(table)
+    listing(rows, fmt, "devices")
 
 
 @app.command()
+@reports_errors
 def predict(
     arch: Annotated[
         list[str] | None, typer.Argument(help="Architecture strings of the space.")
@@ -142,6 +145,7 @@ def predict(
     table: Annotated[
         str | None, typer.Option(help="Table name or file (default: by device and precision).")
     ] = None,
+    fmt: FormatOption = Format.table,
 ) -> None:
     """Predict architectures' latency on a device from its lookup table."""
     from rlnas.hardware.catalog import table_for
@@ -149,28 +153,26 @@ def predict(
     from rlnas.model.baselines import get_baseline
     from rlnas.model.network import build_network, count_params
 
-    try:
-        targets = [(text, Architecture.decode(text, space)) for text in arch or []]
-        targets += [(name, get_baseline(name).architecture()) for name in baseline or []]
-        if not targets:
-            raise RlnasError("give architecture strings or --baseline NAME (e.g. mobilenetv2)")
-        rows = []
-        for label, target in targets:
-            res = resolution or target.space.resolution
-            loaded = table_for(device, target.space.name, res, precision, table)
-            latency = loaded.predict_ms(target)
-            params = count_params(build_network(target, res))
-            stem = loaded.path.stem if loaded.path else loaded.meta.name
-            rows.append((label, target.space.name, stem, latency, params))
-    except RlnasError as exc:
-        raise fail(exc) from None
-    out = Table(title=f"predicted latency on {device}")
-    for column in ("architecture", "space", "table", "predicted ms", "params"):
-        out.add_column(column)
-    for label, space_name, stem, latency, params in rows:
-        shown = label if len(label) <= 40 else label[:37] + "..."
-        out.add_row(shown, space_name, stem, f"{latency:.3f}", f"{params:,}")
-    console.print(out)
+    targets = [(text, Architecture.decode(text, space)) for text in arch or []]
+    targets += [(name, get_baseline(name).architecture()) for name in baseline or []]
+    if not targets:
+        raise RlnasError("give architecture strings or --baseline NAME (e.g. mobilenetv2)")
+    rows = []
+    for label, target in targets:
+        res = target.space.check_resolution(resolution)
+        loaded = table_for(device, target.space.name, res, precision, table)
+        latency = loaded.predict_ms(target)
+        params = count_params(build_network(target, res))
+        rows.append(
+            {
+                "architecture": label,
+                "space": target.space.name,
+                "table": str(loaded.path) if loaded.path else loaded.meta.name,
+                "predicted_ms": round(latency, 3) if fmt == Format.table else latency,
+                "params": f"{params:,}" if fmt == Format.table else params,
+            }
+        )
+    listing(rows, fmt, f"predicted latency on {device}")
 
 
 if __name__ == "__main__":

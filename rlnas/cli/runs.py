@@ -186,11 +186,12 @@ def export(
     out: Annotated[
         Path | None, typer.Option(help="Output file (default: RUN/export/rank<K>.<ext>).")
     ] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
 ) -> None:
     """Export the architecture at a rank of a run as ONNX, a torch.export program or JSON."""
     from rlnas.results.export import export_run
 
-    typer.echo(f"wrote {export_run(run, rank, format, out)}")
+    typer.echo(f"wrote {export_run(run, rank, format, out, force)}")
 
 
 def register(app: Any) -> None:

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from rlnas.cli.common import console, fail
+from rlnas.cli.common import Format, FormatOption, console, listing, reports_errors
 from rlnas.errors import RlnasError
 from rlnas.hardware.catalog import find_tables, resolve_table
 
@@ -16,62 +15,57 @@ tables_app = typer.Typer(help="List, show and check lookup tables.", no_args_is_
 
 
 @tables_app.command("list")
+@reports_errors
 def tables_list(
     directory: Annotated[
         list[Path] | None, typer.Option("--dir", help="Also list tables in this folder.")
     ] = None,
+    fmt: FormatOption = Format.table,
 ) -> None:
-    """Shipped and user tables with their provenance."""
+    """Shipped and user tables with their provenance (a user table hides a shipped one of
+    the same name)."""
     from rlnas.hardware.table import read_meta
 
-    table = Table(title="lookup tables")
-    for column in (
-        "table",
-        "origin",
-        "device",
-        "backend",
-        "precision",
-        "space",
-        "res",
-        "batch",
-        "source",
-        "host",
-        "created",
-    ):
-        table.add_column(column)
+    rows = []
+    seen: set[str] = set()
     for origin, path in find_tables(tuple(directory or ())):
+        row: dict[str, object] = {"table": path.stem, "origin": origin, "path": str(path)}
+        hidden = origin == "shipped" and path.stem in seen
+        seen.add(path.stem)
         try:
             meta = read_meta(path)
         except RlnasError as exc:
-            table.add_row(path.stem, origin, f"[red]unreadable: {exc}[/red]")
+            rows.append({**row, "status": f"unreadable: {exc}"})
             continue
-        table.add_row(
-            path.stem,
-            origin,
-            meta.device,
-            meta.backend,
-            meta.precision,
-            meta.space,
-            str(meta.resolution),
-            str(meta.batch),
-            meta.source,
-            meta.host,
-            meta.created,
+        rows.append(
+            {
+                **row,
+                "status": "hidden by the user's table" if hidden else "ok",
+                "device": meta.device,
+                "backend": meta.backend,
+                "precision": meta.precision,
+                "space": meta.space,
+                "res": meta.resolution,
+                "batch": meta.batch,
+                "source": meta.source,
+                "host": meta.host,
+                "created": meta.created,
+            }
         )
-    console.print(table)
+    columns = dict.fromkeys(k for row in rows for k in row)
+    listing([{c: row.get(c, "") for c in columns} for row in rows], fmt, "lookup tables")
 
 
 @tables_app.command("show")
+@reports_errors
 def tables_show(
     name: Annotated[str, typer.Argument(help="Table name (see `tables list`) or file.")],
 ) -> None:
     """A table's metadata and a summary of its rows."""
     from rlnas.hardware.table import load_table
 
-    try:
-        loaded = load_table(resolve_table(name))
-    except RlnasError as exc:
-        raise fail(exc) from None
+    loaded = load_table(resolve_table(name))
+    typer.echo(f"{'file':16} {loaded.path}")
     for key, value in vars(loaded.meta).items():
         if key == "calibration":
             value = loaded.calibration.describe() if loaded.calibration else "none"
@@ -108,6 +102,7 @@ def tables_check(
 
 
 @tables_app.command("calibrate")
+@reports_errors
 def tables_calibrate(
     name: Annotated[str, typer.Argument(help="Table name (see `tables list`) or file.")],
     archs: Annotated[int, typer.Option(min=3, help="Random networks to measure end to end.")] = 30,
@@ -118,24 +113,20 @@ def tables_calibrate(
 
     from rlnas.results.measure import calibrate_table
 
-    try:
-        path = resolve_table(name)
-        with Progress(
-            BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
-        ) as bar:
-            task = bar.add_task("", total=archs)
-            result = calibrate_table(
-                path,
-                archs,
-                seed,
-                progress=lambda done, total, arch: bar.update(task, completed=done),
-            )
-    except RlnasError as exc:
-        raise fail(exc) from None
+    path = resolve_table(name)
+    with Progress(BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task("", total=archs)
+        result = calibrate_table(
+            path,
+            archs,
+            seed,
+            progress=lambda done, total, arch: bar.update(task, completed=done),
+        )
     typer.echo(f"{path}: {result.calibration.describe()}")
 
 
 @tables_app.command("estimate")
+@reports_errors
 def tables_estimate(
     device: Annotated[str, typer.Option(help="t4 or xavier-nx.")],
     precision: Annotated[str, typer.Option(help="fp16 or int8.")] = "fp16",
@@ -146,13 +137,13 @@ def tables_estimate(
         Path | None,
         typer.Option(help="Published latencies CSV (default: the Deci white paper's, shipped)."),
     ] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
 ) -> None:
     """Write an estimated table (roofline model fitted on published latencies) for a device."""
     from rlnas.hardware.estimate import estimate_table
 
-    try:
-        path, calibrated = estimate_table(device, precision, space, resolution, 1, out, published)
-    except RlnasError as exc:
-        raise fail(exc) from None
+    path, calibrated = estimate_table(
+        device, precision, space, resolution, 1, out, published, force
+    )
     typer.echo(calibrated.errors.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     typer.echo(f"wrote {path} (source: estimated; {calibrated.describe()})")

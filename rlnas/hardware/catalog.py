@@ -8,7 +8,7 @@ from pathlib import Path
 from rlnas.errors import TableError, did_you_mean
 from rlnas.files import rlnas_home
 from rlnas.hardware.devices import get_device
-from rlnas.hardware.table import LatencyTable, load_table, table_name
+from rlnas.hardware.table import LatencyTable, load_table, read_meta, table_name
 
 
 def user_tables_dir() -> Path:
@@ -35,15 +35,26 @@ def find_tables(extra_dirs: tuple[Path, ...] = ()) -> list[tuple[str, Path]]:
 
 
 def resolve_table(name_or_path: str | Path) -> Path:
-    """A table file from a path, or from a name (file stem) among the known tables."""
+    """A table file from a path, or from a name (file stem) among the known tables.
+
+    A name means what `predict` and `search` would use: the user's table where
+    one has that name, else the shipped one.
+    """
     path = Path(name_or_path)
+    if path.is_dir():
+        raise TableError(
+            f"{path} is a folder, not a table file; give a *.parquet file or a table name "
+            f"(`rlnas tables list --dir {path}` lists the tables in it)"
+        )
     if path.suffix == ".parquet" or path.exists():
         if not path.is_file():
             raise TableError(
                 f"table file {path} does not exist; `rlnas tables list` shows the tables"
             )
         return path
-    names = {p.stem: p for _, p in find_tables()}
+    names: dict[str, Path] = {}
+    for _, found in find_tables():
+        names.setdefault(found.stem, found)
     if str(name_or_path) not in names:
         raise TableError(
             f"table '{name_or_path}' doesn't exist; known: {', '.join(names) or 'none'}."
@@ -64,6 +75,14 @@ def locate_table(
     name = table_name(device, precision, space, resolution, batch)
     for origin, path in find_tables():
         if path.stem == name:
+            held = read_meta(path).name
+            if held != name:
+                raise TableError(
+                    f"{path} is named for {name} but holds the table {held} (its metadata); "
+                    f"rename it to {held}.parquet, or profile {name} with `rlnas profile "
+                    f"--device {device} --precision {precision} --space {space} "
+                    f"--resolution {resolution} --batch {batch}`"
+                )
             return origin, path
     raise TableError(
         f"no lookup table '{name}' (shipped or in {user_tables_dir()}); measure one with "

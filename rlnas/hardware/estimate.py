@@ -28,6 +28,7 @@ from scipy.optimize import least_squares
 from scipy.stats import kendalltau
 
 from rlnas.errors import RlnasError
+from rlnas.files import check_output
 from rlnas.hardware.catalog import user_tables_dir
 from rlnas.hardware.roofline import CostModel, GpuSpec, OpArrays, get_spec
 from rlnas.hardware.table import TableMeta, rows_frame, save_table, table_name
@@ -152,8 +153,12 @@ def estimate_table(
     batch: int = 1,
     out: Path | None = None,
     published_file: Path | None = None,
+    force: bool = False,
 ) -> tuple[Path, Calibrated]:
-    """Writes an estimated table for every layer of the space; returns it and the calibration."""
+    """Writes an estimated table for every layer of the space; returns it and the calibration.
+
+    An existing `out` (default: the user's table of that name) is replaced only with `force`.
+    """
     if batch != 1:
         raise RlnasError(f"estimates are calibrated on batch-1 latencies only; got --batch {batch}")
     if precision not in ("fp16", "int8"):
@@ -162,7 +167,11 @@ def estimate_table(
             f"the two), got '{precision}'"
         )
     target = get_space(space)
-    resolution = resolution or target.resolution
+    resolution = target.check_resolution(resolution)
+    name = table_name(device, precision, target.name, resolution, batch)
+    out = check_output(
+        Path(out) if out is not None else user_tables_dir() / f"{name}.parquet", force
+    )
     calibrated = calibrate(device, published_file)
     model = calibrated.model
     keys = enumerate_layers(target, resolution)
@@ -206,7 +215,5 @@ def estimate_table(
         ),
         overhead_ms=0.0,
     )
-    name = table_name(device, precision, target.name, resolution, batch)
-    out = Path(out) if out is not None else user_tables_dir() / f"{name}.parquet"
     save_table(meta, frame, out)
     return out, calibrated

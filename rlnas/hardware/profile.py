@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from rlnas.errors import RlnasError, TableError
+from rlnas.files import check_output
 from rlnas.hardware.backends import Backend, Workload, check_precision, get_backend
 from rlnas.hardware.catalog import user_tables_dir
 from rlnas.hardware.devices import Device, get_device, measuring_host, resolve_precision
@@ -78,6 +79,10 @@ class ProfileConfig:
                 raise RlnasError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.limit is not None and self.limit < 1:
             raise RlnasError(f"limit must be >= 1 layer, got {self.limit}")
+        if self.seed < 0:
+            raise RlnasError(f"seed must be >= 0, got {self.seed}; e.g. --seed 0")
+        resolve_precision(get_device(self.device), self.precision)
+        get_space(self.space).check_resolution(self.resolution)
 
 
 @dataclass(frozen=True)
@@ -206,7 +211,9 @@ def _plan(config: ProfileConfig) -> tuple[ProfilePlan, dict[LayerKey, dict], dic
     space = get_space(config.space)
     resolution = config.resolution or space.resolution
     keys = enumerate_layers(space, resolution)
-    out = Path(config.out) if config.out else _default_out(config, precision)
+    out = check_output(
+        Path(config.out) if config.out else _default_out(config, precision), force=True
+    )
     identity = _identity(config, precision, space.digest, resolution)
     existing = _read_existing(out, identity)
     todo = [k for k in keys if k not in existing]

@@ -258,16 +258,20 @@ class LatencyTable:
         meta = self.meta
         shown = "; ".join(str(k) for k in missing[:3])
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        command = (
-            f"rlnas profile --device {meta.device} --precision {meta.precision} "
-            f"--space {meta.space} --resolution {meta.resolution} --batch {meta.batch}"
-            + (f" --out {self.path}" if self.path else "")
-        )
+        command = profile_command(meta) + (f" --out {self.path}" if self.path else "")
         return MissingEntriesError(
             f"table {self.path or meta.name} lacks {len(missing)} layer(s): {shown}{more}; "
             f"fill them with `{command}`",
             missing,
         )
+
+
+def profile_command(meta: TableMeta) -> str:
+    """The `rlnas profile` command that measures a table like the one `meta` describes."""
+    return (
+        f"rlnas profile --device {meta.device} --precision {meta.precision} "
+        f"--space {meta.space} --resolution {meta.resolution} --batch {meta.batch}"
+    )
 
 
 def save_calibration(path: Path, calibration: Calibration | None) -> None:
@@ -334,4 +338,43 @@ def load_table(path: Path) -> LatencyTable:
         raise TableError(
             f"{path} does not match table schema {SCHEMA_VERSION}: {'; '.join(problems)}"
         )
-    return LatencyTable(meta, arrow.to_pandas(), path)
+    frame = arrow.to_pandas()
+    check_values(meta, frame, path)
+    return LatencyTable(meta, frame, path)
+
+
+# Statistics that are times: each must be a finite number, zero or more.
+TIME_FIELDS = ("latency_ms", "p10_ms", "p90_ms", "mean_ms", "std_ms", "overhead_ms")
+
+
+def check_values(meta: TableMeta, frame: pd.DataFrame, path: Path) -> None:
+    """Raises TableError naming the first invalid latency (NaN, infinite or negative).
+
+    A table with such values would predict NaN or negative latencies and make
+    every reward built on them meaningless, so it is refused on load.
+    """
+    fix = f"rebuild the table with `{profile_command(meta)}`"
+    if not (np.isfinite(meta.overhead_ms) and meta.overhead_ms >= 0):
+        raise TableError(
+            f"{path}: metadata overhead_ms = {meta.overhead_ms} is not a finite time >= 0; "
+            "rebuild the table with `rlnas profile`"
+        )
+    if meta.resolution <= 0 or meta.batch <= 0:
+        raise TableError(
+            f"{path}: metadata resolution {meta.resolution} / batch {meta.batch} must be "
+            "positive; rebuild the table with `rlnas profile`"
+        )
+    for name in TIME_FIELDS:
+        values = frame[name].to_numpy(dtype=np.float64)
+        bad = ~(np.isfinite(values) & (values >= 0))
+        if bad.any():
+            first = int(np.argmax(bad))
+            key = LayerKey(*frame.loc[first, list(KEY_FIELDS)])
+            raise TableError(
+                f"{path}: {int(bad.sum())} row(s) have an invalid {name} (e.g. {values[first]} "
+                f"for {key}); latencies must be finite and >= 0: {fix}"
+            )
+    if frame[list(KEY_FIELDS)].isna().to_numpy().any():
+        raise TableError(
+            f"{path}: some layer keys are empty; rebuild the table with `rlnas profile`"
+        )

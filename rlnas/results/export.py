@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from rlnas.errors import RlnasError, unknown
+from rlnas.files import atomic_write, atomic_write_bytes, atomic_write_text, check_output
 from rlnas.model.arch import Architecture
 from rlnas.model.layers import arch_layers
 from rlnas.model.network import build_network, count_params, export_onnx
@@ -29,14 +30,18 @@ from rlnas.search.run_folder import EXPORTS, RunFolder
 FORMATS = {"onnx": ".onnx", "torch": ".pt2", "json": ".json"}
 
 
-def export_run(run_path: Path, rank: int = 1, fmt: str = "onnx", out: Path | None = None) -> Path:
+def export_run(
+    run_path: Path, rank: int = 1, fmt: str = "onnx", out: Path | None = None, force: bool = False
+) -> Path:
     """Writes the architecture at `rank` of a run in format `fmt`; returns the file.
 
     Args:
         run_path: The run folder.
         rank: 1-based rank (see module docstring).
         fmt: onnx, torch or json.
-        out: Output file (default: `<run>/export/rank<K><suffix>`).
+        out: Output file (default: `<run>/export/rank<K><suffix>`, which rlnas owns and
+            rewrites); a file given here that exists is replaced only with `force`.
+        force: Replace an existing `out`.
 
     Raises:
         RlnasError: Unknown format, rank out of range, not a run folder.
@@ -48,22 +53,20 @@ def export_run(run_path: Path, rank: int = 1, fmt: str = "onnx", out: Path | Non
     space = get_space(run.config.space)
     arch = Architecture.decode(str(row["arch"]), space)
     resolution = run.config.resolution or space.resolution
-    out = Path(out) if out is not None else run.file(EXPORTS) / f"rank{rank}{FORMATS[fmt]}"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out is None:
+        out = run.file(EXPORTS) / f"rank{rank}{FORMATS[fmt]}"
+    else:
+        out = check_output(Path(out), force)
     module = build_network(arch, resolution, seed=0)
     shape = (1, 3, resolution, resolution)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        if fmt == "onnx":
-            tmp.write_bytes(export_onnx(module, [shape]))
-        elif fmt == "torch":
-            program = torch.export.export(module, (torch.zeros(shape),))
-            torch.export.save(program, str(tmp))
-        else:
-            tmp.write_text(json.dumps(_description(run, row, arch, resolution, module), indent=2))
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    if fmt == "onnx":
+        atomic_write_bytes(export_onnx(module, [shape]), out)
+    elif fmt == "torch":
+        program = torch.export.export(module, (torch.zeros(shape),))
+        atomic_write(out, lambda tmp: torch.export.save(program, tmp))
+    else:
+        text = json.dumps(_description(run, row, arch, resolution, module), indent=2)
+        atomic_write_text(text, out)
     return out
 
 

@@ -6,14 +6,26 @@ A bad strategy, reward or budget fails here, before any run folder is written.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlnas.errors import RlnasError, unknown
 from rlnas.hardware.catalog import default_precision
+from rlnas.hardware.devices import get_device, resolve_precision
 from rlnas.model.space import DEFAULT_SPACE, get_space
 from rlnas.search.rewards import REWARD_MODES
 from rlnas.search.strategies import STRATEGIES, EvolutionSettings, PPOSettings
+
+# Seeds reach numpy's legacy seeding (inside stable-baselines3), which takes 0..2**32 - 1.
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed: int) -> int:
+    """`seed` if it is in 0..2**32 - 1; else RlnasError."""
+    if not 0 <= seed <= MAX_SEED:
+        raise RlnasError(f"seed must be in 0..{MAX_SEED}, got {seed}; e.g. --seed 0")
+    return seed
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,8 @@ class SearchConfig:
         accuracy_file: Benchmark file of the benchmark accuracy source (arch_index or
             arch_str keyed, .parquet or .csv).
         accuracy_column: Its column.
+        accuracy_unit: Unit of that column: percent, fraction, or auto (percent when
+            any value exceeds 1; decided once for the whole column).
         latency: Latency source: table or benchmark (default: benchmark if a latency
             file is given, else table).
         latency_file: Benchmark file of the benchmark latency source.
@@ -64,6 +78,7 @@ class SearchConfig:
     accuracy: str | None = None
     accuracy_file: Path | None = None
     accuracy_column: str = "cifar10_test_acc"
+    accuracy_unit: str = "auto"
     latency: str | None = None
     latency_file: Path | None = None
     latency_column: str | None = None
@@ -77,6 +92,25 @@ class SearchConfig:
             raise RlnasError(unknown("reward mode", self.reward, REWARD_MODES))
         if self.budget < 1:
             raise RlnasError(f"budget must be >= 1 architecture, got {self.budget}")
+        if not (math.isfinite(self.latency_ms) and self.latency_ms > 0):
+            raise RlnasError(
+                f"latency_ms must be a finite target > 0 ms, got {self.latency_ms:g}; "
+                "e.g. --latency-ms 6"
+            )
+        if self.memory_mb is not None and not (
+            math.isfinite(self.memory_mb) and self.memory_mb > 0
+        ):
+            raise RlnasError(
+                f"memory_mb must be a finite limit > 0 MB, got {self.memory_mb:g}; omit it for "
+                "no limit"
+            )
+        check_seed(self.seed)
+        if self.accuracy_unit not in ("auto", "percent", "fraction"):
+            raise RlnasError(
+                unknown("accuracy unit", self.accuracy_unit, ("auto", "percent", "fraction"))
+            )
+        resolve_precision(get_device(self.device), self.precision or None)
+        get_space(self.space).check_resolution(self.resolution)
 
     def resolved(self) -> SearchConfig:
         """These settings with `precision`, `accuracy` and `latency` filled in."""

@@ -19,7 +19,7 @@ import pandas as pd
 
 from rlnas.accuracy.score_cache import default_cache_path
 from rlnas.accuracy.scorer import ProxyConfig, ProxyScorer
-from rlnas.errors import EstimatedTableWarning, RlnasError, did_you_mean, unknown
+from rlnas.errors import DataError, EstimatedTableWarning, RlnasError, did_you_mean, unknown
 from rlnas.hardware.catalog import locate_table
 from rlnas.hardware.table import LatencyTable, load_table
 from rlnas.model.arch import Architecture
@@ -97,12 +97,18 @@ class TableLatency:
 
 def _read_frame(path: Path) -> pd.DataFrame:
     if not path.is_file():
-        raise RlnasError(f"benchmark file {path} does not exist")
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    if path.suffix == ".csv":
-        return pd.read_csv(path)
-    raise RlnasError(f"benchmark file {path} must be .parquet or .csv")
+        raise DataError(f"benchmark file {path} does not exist; give a .parquet or .csv file")
+    if path.suffix not in (".parquet", ".csv"):
+        raise DataError(f"benchmark file {path} must be .parquet or .csv")
+    try:
+        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except Exception as exc:  # pandas and pyarrow raise many types for unreadable files
+        kind = "Parquet" if path.suffix == ".parquet" else "CSV"
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(
+            f"benchmark file {path} is not a readable {kind} table ({reason}); give a file with "
+            "an arch_index or arch_str column and one numeric column per value"
+        ) from None
 
 
 class _BenchmarkColumn:
@@ -117,15 +123,28 @@ class _BenchmarkColumn:
             )
         if "arch_index" in frame.columns:
             self.key = "arch_index"
-            keys = [int(i) for i in frame["arch_index"]]
+            index = pd.to_numeric(frame["arch_index"], errors="coerce")
+            if index.isna().any() or (index % 1 != 0).any():
+                raise DataError(
+                    f"benchmark file {path}: arch_index must hold whole numbers; fix the file"
+                )
+            keys: list[int | str] = [int(i) for i in index]
         elif "arch_str" in frame.columns:
             self.key = "arch_str"
-            keys = list(frame["arch_str"])
+            keys = [str(k) for k in frame["arch_str"]]
         else:
             raise RlnasError(f"benchmark file {path} needs an 'arch_index' or 'arch_str' column")
-        self.values: dict[int | str, float] = dict(
-            zip(keys, frame[column].astype(float), strict=True)
-        )
+        values = pd.to_numeric(frame[column], errors="coerce")
+        if values.isna().all():
+            raise DataError(
+                f"benchmark file {path}: column '{column}' holds no numbers; name a numeric column"
+            )
+        if pd.Series(keys).duplicated().any():
+            raise DataError(
+                f"benchmark file {path} has repeated {self.key} values; keep one row per "
+                "architecture"
+            )
+        self.values: dict[int | str, float] = dict(zip(keys, values.astype(float), strict=True))
         self.path, self.column = path, column
 
     def value(self, arch: Architecture) -> float:
@@ -135,18 +154,44 @@ class _BenchmarkColumn:
         return float(value)
 
 
+ACCURACY_UNITS = ("auto", "percent", "fraction")
+
+
 class BenchmarkAccuracy:
-    """Accuracy from a benchmark file; percentages are divided by 100."""
+    """Accuracy from a benchmark file, as a fraction.
+
+    The unit is decided once for the whole column, never per value: `percent`
+    divides every value by 100, `fraction` takes them as they are, and `auto`
+    says percent when any value exceeds 1 (a column of fractions never does).
+    Deciding per value would read a network trained to 0.9% (chance level on
+    100 classes) as 90%.
+
+    Raises:
+        DataError: A value outside 0..100 (percent) or 0..1 (fraction).
+    """
 
     proxy: ProxyConfig | None = None
 
-    def __init__(self, path: Path, column: str):
+    def __init__(self, path: Path, column: str, unit: str = "auto"):
+        if unit not in ACCURACY_UNITS:
+            raise RlnasError(unknown("accuracy unit", unit, ACCURACY_UNITS))
         self.column = _BenchmarkColumn(path, column)
-        self.description = f"benchmark {path}:{column}"
+        values = np.array([v for v in self.column.values.values() if np.isfinite(v)])
+        if unit == "auto":
+            unit = "percent" if values.size and values.max() > 1.0 else "fraction"
+        self.unit = unit
+        self.scale = 0.01 if unit == "percent" else 1.0
+        top = 100.0 if unit == "percent" else 1.0
+        if values.size and (values.min() < 0 or values.max() > top):
+            raise DataError(
+                f"benchmark file {path}: column '{column}' holds values outside 0..{top:g} "
+                f"({values.min():g}..{values.max():g}), so it is not an accuracy in {unit}; "
+                "name an accuracy column or set --accuracy-unit"
+            )
+        self.description = f"benchmark {path}:{column} ({unit})"
 
     def accuracy(self, arch: Architecture) -> float:
-        value = self.column.value(arch)
-        return value / 100.0 if value > 1.0 else value
+        return self.column.value(arch) * self.scale
 
 
 class BenchmarkLatency:
@@ -156,6 +201,12 @@ class BenchmarkLatency:
 
     def __init__(self, path: Path, column: str):
         self.column = _BenchmarkColumn(path, column)
+        values = np.array(list(self.column.values.values()))
+        if (values[np.isfinite(values)] < 0).any() or np.isinf(values).any():
+            raise DataError(
+                f"benchmark file {path}: column '{column}' holds negative or infinite "
+                "latencies; name a latency column in ms"
+            )
         self.description = f"benchmark {path}:{column}"
 
     def latency_ms(self, arch: Architecture) -> float:
@@ -175,7 +226,7 @@ def _proxy_accuracy(config: SearchConfig, space: Space) -> AccuracySource:
 def _benchmark_accuracy(config: SearchConfig, space: Space) -> AccuracySource:
     if config.accuracy_file is None:
         raise RlnasError("the benchmark accuracy source needs --accuracy-file (.parquet/.csv)")
-    return BenchmarkAccuracy(config.accuracy_file, config.accuracy_column)
+    return BenchmarkAccuracy(config.accuracy_file, config.accuracy_column, config.accuracy_unit)
 
 
 def _table_latency(config: SearchConfig, space: Space) -> LatencySource:
