@@ -103,6 +103,10 @@ def _search(config: SearchConfig, out: Path | None = None) -> None:
         f"run folder {result.out}: {len(frame)} architectures evaluated"
         + (f" ({result.replayed} reused from the interrupted run)" if result.replayed else "")
     )
+    if result.stopped:
+        typer.echo(
+            f"stopped early after {len(frame)} of {config.budget} architectures: {result.stopped}"
+        )
     typer.echo(f"Pareto front: {len(result.pareto)} architectures (pareto.parquet, pareto.png)")
     within = bool(best["feasible"]) and best["latency_ms"] <= config.latency_ms
     if not within:

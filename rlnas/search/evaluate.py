@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rlnas.errors import BudgetExhausted
+from rlnas.errors import BudgetExhausted, RunError
 from rlnas.model.arch import Architecture
 from rlnas.model.costs import AdditiveCost
 from rlnas.search.rewards import RewardConfig
@@ -81,15 +82,12 @@ class Evaluator:
         self.history: list[Evaluation] = []
         self.cache: dict[str, Evaluation] = {}
         self.replayed = 0
+        # Proposals in a row that brought no new architecture (see `Strategy.stalled`).
+        self.repeats = 0
         self._known: dict[str, Evaluation] = {}
         self.journal = journal
         if journal is not None and journal.exists():
-            for line in journal.read_text().splitlines():
-                try:
-                    record = Evaluation(**json.loads(line))
-                except (json.JSONDecodeError, TypeError):
-                    continue  # the line being written when the run stopped
-                self._known[record.arch] = record
+            self._known = read_journal(journal)
 
     @property
     def exhausted(self) -> bool:
@@ -100,6 +98,7 @@ class Evaluator:
         text = str(arch)
         cached = self.cache.get(text)
         if cached is not None:
+            self.repeats += 1
             return cached
         if self.exhausted:
             raise BudgetExhausted(f"budget of {self.budget} architectures spent")
@@ -116,6 +115,7 @@ class Evaluator:
             self._write(result)
         self.cache[text] = result
         self.history.append(result)
+        self.repeats = 0
         return result
 
     def _compute(self, arch: Architecture, text: str) -> Evaluation:
@@ -142,3 +142,49 @@ class Evaluator:
             handle.write(json.dumps(dataclasses.asdict(result)) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def read_journal(path: Path) -> dict[str, Evaluation]:
+    """The evaluations of a journal by architecture string.
+
+    A damaged last line is the one being written when a run was killed, and is
+    ignored; a damaged line before it means the file was changed by something
+    else, and is refused.
+
+    Raises:
+        RunError: A damaged line other than the last.
+    """
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError:
+        lines = ["\0"]
+    known: dict[str, Evaluation] = {}
+    for number, line in enumerate(lines, 1):
+        record = _record(line)
+        if record is None:
+            if number == len(lines):
+                break  # the line being written when the run stopped
+            raise RunError(
+                f"{path} line {number} is not an evaluation; the journal was changed after the "
+                "run wrote it: move it away to recompute the run, or pass another --out"
+            )
+        known[record.arch] = record
+    return known
+
+
+def _record(line: str) -> Evaluation | None:
+    """The evaluation on one journal line, or None if the line is not a valid one."""
+    try:
+        raw = json.loads(line)
+        record = Evaluation(**raw)
+    except (json.JSONDecodeError, TypeError):
+        return None
+    numbers = (record.accuracy, record.latency_ms, record.params_bytes, record.reward)
+    valid = (
+        isinstance(record.step, int)
+        and isinstance(record.arch, str)
+        and isinstance(record.params, int)
+        and isinstance(record.feasible, bool)
+        and all(isinstance(v, int | float) and math.isfinite(v) for v in numbers)
+    )
+    return record if valid else None

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from rlnas.accuracy.scorer import ProxyScorer
 from rlnas.errors import RunError
-from rlnas.files import atomic_write_parquet
+from rlnas.files import atomic_write_parquet, check_folder
 from rlnas.hardware.devices import get_precision
 from rlnas.model.arch import Architecture
 from rlnas.model.space import get_space
@@ -42,6 +42,7 @@ class RunResult:
         pareto: The Pareto front rows.
         replayed: Evaluations reused from an earlier, interrupted run.
         best: The rank-1 evaluation (see `rlnas.search.run_folder.ranked`).
+        stopped: Why the search ended before spending its budget, or None.
     """
 
     out: Path
@@ -49,6 +50,7 @@ class RunResult:
     pareto: pd.DataFrame
     replayed: int
     best: pd.Series
+    stopped: str | None = None
 
 
 def build_evaluator(
@@ -89,7 +91,7 @@ def run_search(
 ) -> RunResult:
     """Runs (or resumes) a search and writes its run folder."""
     config = config.resolved()
-    out = Path(out) if out is not None else config.default_out()
+    out = check_folder(Path(out) if out is not None else config.default_out(), run_folder.CONFIG)
     if (out / run_folder.CONFIG).exists():
         previous, _ = run_folder.read_settings(out)
         if previous != config:
@@ -130,7 +132,7 @@ def run_search(
     atomic_write_parquet(_arrow(front), out / run_folder.PARETO)
     plot_pareto(frame, front, config, out / run_folder.PARETO_PLOT)
     best = run_folder.ranked(frame, config.latency_ms).iloc[0]
-    return RunResult(out, frame, front, evaluator.replayed, best)
+    return RunResult(out, frame, front, evaluator.replayed, best, strategy.stop_reason())
 
 
 def _arrow(frame: pd.DataFrame) -> pa.Table:

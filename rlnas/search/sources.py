@@ -111,6 +111,17 @@ def _read_frame(path: Path) -> pd.DataFrame:
         ) from None
 
 
+def _whole(value: object) -> int:
+    """A whole number from a file cell (ints of any size, "123", 123.0); else ValueError."""
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise ValueError(repr(value))
+
+
 class _BenchmarkColumn:
     """One numeric column of a benchmark file, keyed by `arch_index` or `arch_str`."""
 
@@ -123,12 +134,13 @@ class _BenchmarkColumn:
             )
         if "arch_index" in frame.columns:
             self.key = "arch_index"
-            index = pd.to_numeric(frame["arch_index"], errors="coerce")
-            if index.isna().any() or (index % 1 != 0).any():
+            try:
+                keys: list[int | str] = [_whole(i) for i in frame["arch_index"]]
+            except ValueError as exc:
                 raise DataError(
-                    f"benchmark file {path}: arch_index must hold whole numbers; fix the file"
-                )
-            keys: list[int | str] = [int(i) for i in index]
+                    f"benchmark file {path}: arch_index must hold whole numbers, not {exc}; "
+                    "fix the file"
+                ) from None
         elif "arch_str" in frame.columns:
             self.key = "arch_str"
             keys = [str(k) for k in frame["arch_str"]]

@@ -30,6 +30,9 @@ STRATEGIES: dict[str, str] = {
 
 Progress = Callable[[int, int], None]
 
+# Proposals in a row without a new architecture after which a search stops.
+PATIENCE = 1000
+
 
 @dataclass(frozen=True)
 class EvolutionSettings:
@@ -129,12 +132,35 @@ class Strategy(ABC):
         self.seed = seed
         self.checkpoint = checkpoint
         # Repeats are free, so a strategy that keeps proposing known architectures would
-        # never spend its budget; it stops after this many proposals.
+        # never spend its budget: it stops after `patience` proposals in a row that bring
+        # nothing new, and in any case after `max_proposals`.
+        self.patience = PATIENCE
         self.max_proposals = 50 * evaluator.budget + 1000
+
+    @property
+    def stalled(self) -> bool:
+        """`patience` proposals in a row brought no new architecture."""
+        return self.evaluator.repeats >= self.patience
+
+    @property
+    def done(self) -> bool:
+        """The budget is spent or the search has stalled."""
+        return self.evaluator.exhausted or self.stalled
+
+    def stop_reason(self) -> str | None:
+        """Why the search ended before spending its budget, or None if it spent it."""
+        if self.evaluator.exhausted:
+            return None
+        if self.stalled:
+            return (
+                f"{self.patience} proposals in a row brought no new architecture (the "
+                f"{self.name} search converged)"
+            )
+        return f"{self.max_proposals} proposals reached"
 
     @abstractmethod
     def run(self, progress: Progress | None = None) -> None:
-        """Searches until the budget is spent (or `max_proposals` is reached)."""
+        """Searches until `done` (or `max_proposals` is reached)."""
 
     def _report(self, progress: Progress | None) -> None:
         if progress is not None:

@@ -55,7 +55,7 @@ class RegularizedEvolution(Strategy):
         rng = np.random.default_rng(self.seed)
         population: deque[tuple[Architecture, Evaluation]] = deque()
         for _ in range(self.max_proposals):
-            if self.evaluator.exhausted:
+            if self.done:
                 return
             if len(population) < self.population_size:
                 child = Architecture.sample(rng, self.space)

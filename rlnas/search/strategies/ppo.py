@@ -7,8 +7,13 @@ customised only through its keyword arguments (never forked).
 
 from __future__ import annotations
 
+import contextlib
+import random
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import torch
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.callbacks import BaseCallback
 
@@ -30,9 +35,7 @@ class _StopOnBudget(BaseCallback):
         if dones is not None and bool(dones[0]):
             self.episodes += 1
             self.strategy._report(self.progress)
-        return not (
-            self.strategy.evaluator.exhausted or self.episodes >= self.strategy.max_proposals
-        )
+        return not (self.strategy.done or self.episodes >= self.strategy.max_proposals)
 
 
 class PPOController(Strategy):
@@ -59,16 +62,36 @@ class PPOController(Strategy):
         self.model: MaskablePPO | None = None
 
     def run(self, progress: Progress | None = None) -> None:
-        env = ArchBuilderEnv(self.evaluator, self.space)
-        self.model = MaskablePPO(
-            "MlpPolicy",
-            env,
-            seed=self.seed,
-            device="cpu",
-            verbose=0,
-            **self.settings.kwargs(self.space.num_decisions),
-        )
-        steps = self.max_proposals * self.space.num_decisions
-        self.model.learn(total_timesteps=steps, callback=_StopOnBudget(self, progress))
+        with private_random_state():
+            env = ArchBuilderEnv(self.evaluator, self.space)
+            self.model = MaskablePPO(
+                "MlpPolicy",
+                env,
+                seed=self.seed,
+                device="cpu",
+                verbose=0,
+                **self.settings.kwargs(self.space.num_decisions),
+            )
+            steps = self.max_proposals * self.space.num_decisions
+            self.model.learn(total_timesteps=steps, callback=_StopOnBudget(self, progress))
         if self.checkpoint is not None:
             self.model.save(self.checkpoint)
+
+
+@contextlib.contextmanager
+def private_random_state() -> Iterator[None]:
+    """Gives stable-baselines3 the global random state and restores it afterwards.
+
+    stable-baselines3 seeds and samples from the global `random`, NumPy and torch
+    generators; inside this block they belong to the controller alone (whatever
+    else runs there restores what it draws, e.g. `build_network(seed=)`), and the
+    caller's state is as it was once the block ends.
+    """
+    python_state = random.getstate()
+    numpy_state = np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)

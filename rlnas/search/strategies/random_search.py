@@ -14,7 +14,7 @@ class RandomSearch(Strategy):
     def run(self, progress: Progress | None = None) -> None:
         rng = np.random.default_rng(self.seed)
         for _ in range(self.max_proposals):
-            if self.evaluator.exhausted:
+            if self.done:
                 return
             self.evaluator.evaluate(Architecture.sample(rng, self.space))
             self._report(progress)
