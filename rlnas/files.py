@@ -34,9 +34,12 @@ def rlnas_home() -> Path:
 def atomic_write(path: Path, write: Callable[[str], object]) -> None:
     """Calls `write(temporary path)` beside `path`, then renames the result over `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_tmp(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_tmp(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # name the file the user asked for, not the temporary one
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     os.close(fd)
     try:
         os.chmod(tmp, 0o644)  # mkstemp makes it private; results are meant to be shared

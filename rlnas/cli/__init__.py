@@ -9,7 +9,15 @@ from rich.table import Table
 
 from rlnas import __version__
 from rlnas.cli import runs
-from rlnas.cli.common import Format, FormatOption, console, count, listing, reports_errors
+from rlnas.cli.common import (
+    Format,
+    FormatOption,
+    OneLineErrors,
+    console,
+    count,
+    listing,
+    reports_errors,
+)
 from rlnas.cli.tables import tables_app
 from rlnas.errors import RlnasError
 
@@ -17,6 +25,7 @@ app = typer.Typer(
     help="Hardware-aware neural architecture search with per-device latency tables.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=OneLineErrors,
 )
 app.add_typer(tables_app, name="tables")
 runs.register(app)

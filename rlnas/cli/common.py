@@ -14,10 +14,49 @@ import typer
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
+from typer._click.exceptions import ClickException
+from typer.core import TyperGroup
+from typer.exceptions import Abort
 
 from rlnas.errors import RlnasError
 
 console = Console()
+
+
+class OneLineErrors(TyperGroup):
+    """The command group: a mistyped option or value is one line on stderr, like every error.
+
+    Click prints a usage box for these; rlnas prints `error: <what is wrong>; see
+    `rlnas CMD --help``, exit code 2. typer is pinned, so its vendored click is stable.
+    """
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        def run() -> Any:
+            return super(OneLineErrors, self).main(
+                args, prog_name, complete_var, False, windows_expand_args, **extra
+            )
+
+        if not standalone_mode:
+            return run()
+        try:
+            code = run()
+        except ClickException as exc:
+            context = getattr(exc, "ctx", None)
+            command = context.command_path if context is not None else "rlnas"
+            typer.echo(f"error: {exc.format_message()}; see `{command} --help`", err=True)
+            sys.exit(exc.exit_code)
+        except Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def fail(exc: RlnasError, code: int = 2) -> typer.Exit:

@@ -37,7 +37,7 @@ from rlnas.model.baselines import get_baseline
 from rlnas.model.layers import arch_layers
 from rlnas.model.network import build_network
 from rlnas.model.space import get_space
-from rlnas.search.run_folder import MEASURED, RunFolder
+from rlnas.search.run_folder import MEASURED, MEASURED_COLUMNS, RunFolder, read_frame
 from rlnas.search.sources import macs_model, params_model, proxy_config
 
 # The baselines every image-space run is compared against (issue 6 / PRODUCT.md).
@@ -240,7 +240,11 @@ def measure_run(
     resolution = run.config.resolution or get_space(run.config.space).resolution
     entries = _entries(run, config)
     out = run.file(MEASURED)
-    previous = pd.read_parquet(out) if out.is_file() else pd.DataFrame(columns=KEY_COLUMNS)
+    previous = (
+        read_frame(out, MEASURED_COLUMNS, f"move {out} away to measure the run afresh")
+        if out.is_file()
+        else pd.DataFrame(columns=KEY_COLUMNS)
+    )
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     rows: list[dict[str, object]] = []
     tables: dict[Path, LatencyTable] = {}

@@ -21,7 +21,14 @@ import pandas as pd
 from rlnas.errors import RlnasError
 from rlnas.files import atomic_write_text
 from rlnas.hardware.devices import get_precision
-from rlnas.search.run_folder import MEASURED, REPORT, REPORT_PLOT, RunFolder
+from rlnas.search.run_folder import (
+    MEASURED,
+    MEASURED_COLUMNS,
+    REPORT,
+    REPORT_PLOT,
+    RunFolder,
+    read_frame,
+)
 
 COLORS = {"candidate": "tab:red", "baseline": "tab:blue"}
 
@@ -33,7 +40,9 @@ def load_measured(run_path: Path) -> pd.DataFrame:
             f"run {run_path} has no end-to-end measurements ({path.name}); run "
             f"`rlnas measure {run_path} --device DEVICE` first"
         )
-    return pd.read_parquet(path)
+    return read_frame(
+        path, MEASURED_COLUMNS, f"measure the run again with `rlnas measure {run_path}`"
+    )
 
 
 def beaten(candidate: pd.Series, baselines: pd.DataFrame) -> pd.DataFrame:

@@ -110,7 +110,10 @@ class SearchConfig:
                 unknown("accuracy unit", self.accuracy_unit, ("auto", "percent", "fraction"))
             )
         resolve_precision(get_device(self.device), self.precision or None)
-        get_space(self.space).check_resolution(self.resolution)
+        space = get_space(self.space)
+        space.check_resolution(self.resolution)
+        if self.strategy == "ppo":
+            self.ppo.kwargs(space.num_decisions)  # raises if the rollout does not split
 
     def resolved(self) -> SearchConfig:
         """These settings with `precision`, `accuracy` and `latency` filled in."""

@@ -155,9 +155,12 @@ def read_journal(path: Path) -> dict[str, Evaluation]:
         RunError: A damaged line other than the last.
     """
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_bytes().decode().splitlines()
     except UnicodeDecodeError:
-        lines = ["\0"]
+        raise RunError(
+            f"{path} is not a journal of evaluations (not text); move it away to recompute the "
+            "run, or pass another --out"
+        ) from None
     known: dict[str, Evaluation] = {}
     for number, line in enumerate(lines, 1):
         record = _record(line)

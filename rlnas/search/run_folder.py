@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from rlnas import __version__
 from rlnas.accuracy.scorer import ProxyConfig
-from rlnas.errors import RunError
+from rlnas.errors import RlnasError, RunError
 from rlnas.files import atomic_write_text
 from rlnas.hardware.table import TableMeta
 from rlnas.search.config import SearchConfig
@@ -46,8 +47,59 @@ REPORT = "report.md"
 REPORT_PLOT = "report.png"
 EXPORTS = "export"
 
-# Columns every evaluations.parquet has (written by `rlnas.search.run`).
-EVALUATION_COLUMNS = ("step", "arch", "accuracy", "latency_ms", "params", "reward", "feasible")
+# Columns every evaluations.parquet has (written by `rlnas.search.run`) and their kinds:
+# "text", "bool", "number" (finite) or "number?" (NaN allowed).
+EVALUATION_COLUMNS = {
+    "step": "number",
+    "arch": "text",
+    "accuracy": "number",
+    "latency_ms": "number",
+    "params": "number",
+    "reward": "number",
+    "feasible": "bool",
+}
+# Columns of measured.parquet (written by `rlnas measure`) that the report reads.
+MEASURED_COLUMNS = {
+    "name": "text",
+    "kind": "text",
+    "arch": "text",
+    "device": "text",
+    "precision": "text",
+    "score": "number?",
+    "predicted_ms": "number?",
+    "measured_ms": "number",
+}
+
+
+def read_frame(path: Path, columns: dict[str, str], fix: str) -> pd.DataFrame:
+    """Reads a run folder's Parquet file and checks its columns' presence, kinds and values.
+
+    Raises:
+        RunError: Unreadable, or a column missing, of another kind, or with invalid values
+            (each named, with `fix`).
+    """
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for damaged files
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RunError(f"{path} is unreadable ({reason}); {fix}") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise RunError(f"{path} lacks column(s) {', '.join(missing)}; {fix}")
+    for name, kind in columns.items():
+        values = frame[name]
+        if kind == "text":
+            ok = bool(values.map(lambda v: isinstance(v, str)).all())
+        elif kind == "bool":
+            ok = pd.api.types.is_bool_dtype(values)
+        else:
+            ok = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+            if ok and kind == "number":
+                ok = bool(np.isfinite(values.to_numpy(dtype=np.float64)).all())
+        if not ok:
+            what = {"text": "text", "bool": "true/false"}.get(kind, "finite numbers")
+            raise RunError(f"{path}: column '{name}' must hold {what}; {fix}")
+    return frame
 
 
 @dataclass(frozen=True)
@@ -128,7 +180,7 @@ def read_settings(folder: Path) -> tuple[SearchConfig, Provenance]:
             "`rlnas train-controller` first"
         )
     try:
-        raw = json.loads(stored.read_text())
+        raw = json.loads(stored.read_bytes().decode())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RunError(
             f"{stored} is not valid JSON ({exc}); rerun the search into a new --out"
@@ -145,6 +197,11 @@ def read_settings(folder: Path) -> tuple[SearchConfig, Provenance]:
             table = TableProvenance(Path(raw["table"]["path"]), meta)
     except (TypeError, KeyError, ValueError) as exc:
         raise RunError(f"{stored} is not a run's settings ({exc})") from None
+    except RlnasError as exc:
+        message = str(exc).removeprefix(f"{stored}: ")
+        raise RunError(
+            f"{stored} holds invalid settings ({message}); rerun the search into a new --out"
+        ) from None
     provenance = Provenance(
         str(raw.get("accuracy_source", "")),
         str(raw.get("latency_source", "")),
@@ -186,18 +243,8 @@ class RunFolder:
                 f"run {path} has no {EVALUATIONS} (unfinished?); rerun its search command "
                 "to finish it"
             )
-        try:
-            frame = pd.read_parquet(results)
-        except Exception as exc:  # pyarrow raises several types for damaged files
-            raise RunError(
-                f"{results} is unreadable ({exc}); rerun the search command to rewrite it"
-            ) from None
-        missing = [c for c in EVALUATION_COLUMNS if c not in frame.columns]
-        if missing:
-            raise RunError(
-                f"{results} lacks column(s) {', '.join(missing)}; rerun the search command "
-                "to rewrite it"
-            )
+        fix = "rerun the search command to rewrite it from the run's journal"
+        frame = read_frame(results, EVALUATION_COLUMNS, fix)
         return cls(path, config, provenance, frame)
 
     def file(self, name: str) -> Path:
