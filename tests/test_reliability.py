@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -445,6 +443,12 @@ CASES = [
         [*SEARCH, *TARGET, "--space", "resnet"],
         (f"{RESNET}.parquet", "t4"),
         table_file(f"{RESNET}.parquet", meta={"device": "t4"}, folder=lambda w: user_tables_dir()),
+    ),
+    Case(
+        "search-table-of-other-device",
+        [*SEARCH, *TARGET, "--space", "resnet", "--table", "bad.parquet"],
+        ("bad.parquet", "t4", "--device t4"),
+        table_file(meta={"device": "t4"}),
     ),
     Case(
         "show-user-table-hides-shipped",

@@ -249,6 +249,11 @@ def _table_latency(config: SearchConfig, space: Space) -> LatencySource:
         precision = config.precision or "fp32"
         _, path = locate_table(config.device, precision, space.name, resolution)
     table = load_table(path)
+    if table.meta.device != config.device:
+        raise RlnasError(
+            f"table {path} is for device '{table.meta.device}', not '{config.device}'; pass "
+            f"--device {table.meta.device} with it, or another --table"
+        )
     if table.meta.source != "measured":
         warnings.warn(
             f"latencies come from the {table.meta.source} table {path.name} "
