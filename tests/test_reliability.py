@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
+import json
 import math
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -722,3 +725,101 @@ def test_clean_error_and_nothing_changed(case, base_run, tmp_path, monkeypatch):
     for name in case.names:
         assert name in lines[0], f"{name!r} not in: {lines[0]}"
     assert snapshot(work) == before, "a file was changed, added or removed"
+
+
+# ---------------------------------------------------------------------------
+# Careless input that must give the correct result.
+
+
+def test_force_replaces_an_existing_export(base_run, tmp_path):
+    target = tmp_path / "model.onnx"
+    target.write_bytes(b"my model")
+    result = runner.invoke(app, ["export", str(base_run), "--out", str(target), "--force"])
+    assert result.exit_code == 0, result.output
+    assert target.read_bytes()[:8] != b"my model" and target.stat().st_size > 1000
+
+
+def test_piped_listings_never_cut_names():
+    """Output to a pipe is not a terminal: names stay whole even at 80 columns."""
+    result = runner.invoke(app, ["tables", "list"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    stems = [p.stem for p in shipped_tables_dir().glob("*.parquet")]
+    for stem in stems:
+        assert stem in result.output
+    assert "…" not in result.output
+    assert "onnxruntime" in result.output and "intel-cpu_bf16_mobilenet_224_b1" in result.output
+
+
+@pytest.mark.parametrize(
+    "command", [["tables", "list"], ["devices"], ["spaces"], ["spaces", "nb201"]]
+)
+def test_listings_as_csv_and_json(command):
+    as_csv = runner.invoke(app, [*command, "--format", "csv"])
+    as_json = runner.invoke(app, [*command, "--format", "json"])
+    assert as_csv.exit_code == 0 and as_json.exit_code == 0
+
+    frame = pd.read_csv(io.StringIO(as_csv.stdout))
+    records = json.loads(as_json.stdout)
+    assert len(frame) == len(records) > 0
+    assert list(frame.columns) == list(records[0])
+
+
+def test_predict_as_json_keeps_the_whole_architecture():
+    arch = (
+        "relu|c64:basic_k3,basic_k3,skip|c128:basic_k3,basic_k3,skip,skip|"
+        "c256:basic_k3,basic_k3,skip,skip,skip,skip|c512:basic_k3,basic_k3,skip"
+    )
+    result = runner.invoke(app, ["predict", arch, "--space", "resnet", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert row["architecture"] == arch and row["predicted_ms"] > 0
+
+
+def test_user_table_with_a_shipped_name_is_the_one_shown_and_used(tmp_path):
+    table = load_table(shipped_tables_dir() / f"{RESNET}.parquet")
+    frame = table.frame.copy()
+    frame["latency_ms"] *= 2
+    mine = user_tables_dir() / f"{RESNET}.parquet"
+    save_table(table.meta, frame, mine)
+    shown = runner.invoke(app, ["tables", "show", RESNET])
+    assert shown.exit_code == 0
+    assert str(mine) in shown.stdout
+    listed = runner.invoke(app, ["tables", "list", "--format", "json"])
+    rows = {(r["table"], r["origin"]): r for r in json.loads(listed.stdout)}
+    assert rows[(RESNET, "user")]["status"] == "ok"
+    assert rows[(RESNET, "shipped")]["status"] == "hidden by the user's table"
+    predicted = runner.invoke(app, ["predict", "--baseline", "resnet18", "--format", "json"])
+    assert json.loads(predicted.stdout)[0]["table"] == str(mine)
+
+
+def test_accuracy_unit_is_decided_once_per_column(tmp_path):
+    """Chance-level cells of a percent column (0.5%) are 0.005, not 50%."""
+    from rlnas.model.arch import Architecture
+    from rlnas.search.sources import BenchmarkAccuracy
+
+    path = tmp_path / "acc.csv"
+    NB_ACC.to_csv(path, index=False)
+    source = BenchmarkAccuracy(path, "acc")
+    assert source.unit == "percent"
+    low = Architecture.from_index(1, "nb201")
+    assert source.accuracy(low) == pytest.approx(0.005)
+    assert source.accuracy(Architecture.from_index(0, "nb201")) == pytest.approx(0.91)
+    fractions = tmp_path / "fractions.csv"
+    pd.DataFrame({"arch_index": [0, 1], "acc": [0.91, 0.005]}).to_csv(fractions, index=False)
+    assert BenchmarkAccuracy(fractions, "acc").accuracy(low) == pytest.approx(0.005)
+    assert BenchmarkAccuracy(path, "acc", "percent").accuracy(low) == pytest.approx(0.005)
+
+
+def test_nan_table_never_reaches_a_reward(tmp_path):
+    """The issue's case: a search on a table with a NaN used to write NaN rewards."""
+    bad = tmp_path / "bad.parquet"
+    table_file(rows=set_value("latency_ms", math.nan))(tmp_path, tmp_path)
+    from rlnas.errors import TableError
+
+    with pytest.raises(TableError, match="latency_ms"):
+        run_search(
+            SearchConfig(latency_ms=20, strategy="random", budget=2, space="resnet", table=bad),
+            tmp_path / "run",
+        )
+    assert not (tmp_path / "run").exists()
+    assert np.isnan(pd.read_parquet(bad)["latency_ms"]).any()  # the user's file is untouched

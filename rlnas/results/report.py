@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from rlnas.errors import RlnasError
-from rlnas.files import atomic_write_text
+from rlnas.files import atomic_write, atomic_write_text
 from rlnas.hardware.devices import get_precision
 from rlnas.search.run_folder import (
     MEASURED,
@@ -202,7 +202,7 @@ def plot_report(run: RunFolder, frame: pd.DataFrame, path: Path) -> None:
         "accuracy" if config.accuracy_file else f"accuracy score ({config.proxy}, 0-1)"
     )
     figure.tight_layout()
-    figure.savefig(path)
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
     plt.close(figure)
 
 

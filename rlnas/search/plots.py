@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from rlnas.files import atomic_write
+
 
 def plot_pareto(frame: pd.DataFrame, front: pd.DataFrame, config: Any, path: Path) -> None:
     """Accuracy score against latency: every evaluation, the front, and the target."""
@@ -49,6 +51,5 @@ def plot_pareto(frame: pd.DataFrame, front: pd.DataFrame, config: Any, path: Pat
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
     plt.close(figure)

@@ -18,6 +18,7 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from rlnas.envs.arch_builder import ArchBuilderEnv
+from rlnas.files import atomic_write
 from rlnas.model.space import Space
 from rlnas.search.evaluate import Evaluator
 from rlnas.search.strategies import PPOSettings, Progress, Strategy
@@ -75,7 +76,8 @@ class PPOController(Strategy):
             steps = self.max_proposals * self.space.num_decisions
             self.model.learn(total_timesteps=steps, callback=_StopOnBudget(self, progress))
         if self.checkpoint is not None:
-            self.model.save(self.checkpoint)
+            model = self.model
+            atomic_write(self.checkpoint, lambda tmp: model.save(tmp))
 
 
 @contextlib.contextmanager
