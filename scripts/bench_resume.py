@@ -35,7 +35,9 @@ import numpy as np
 import pandas as pd
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201"
-CLI = [sys.executable, "-c", "from rlnas.cli import app; app()"]
+# The installed command (not `python -c`, which would import the source tree in the
+# working directory instead of the installed package).
+CLI = [str(Path(sys.executable).parent / "rlnas")]
 COLUMNS = ["step", "arch", "accuracy", "latency_ms", "params", "reward", "feasible"]
 
 

@@ -27,7 +27,9 @@ from rlnas.search.run import build_evaluator, run_search
 from rlnas.search.strategies import STRATEGIES, PPOSettings, get_strategy
 
 COLUMNS = ["step", "arch", "accuracy", "latency_ms", "params", "reward", "feasible"]
-CLI = [sys.executable, "-c", "from rlnas.cli import app; app()"]
+# The installed command (not `python -c`, which would import the source tree in the
+# working directory instead of the installed package).
+CLI = [str(Path(sys.executable).parent / "rlnas")]
 
 
 @pytest.mark.slow
