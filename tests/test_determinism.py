@@ -234,3 +234,20 @@ def test_a_search_that_finds_nothing_new_stops(strategy, tmp_path):
     assert calls <= 3 + 40 + 2  # at most patience repeats past the last new one (+ a rollout)
     reason = runner.stop_reason()
     assert reason is not None and "no new architecture" in reason
+
+
+def test_profiling_and_building_leave_the_global_random_state_alone(tmp_path):
+    from rlnas.hardware.profile import ProfileConfig, profile
+    from rlnas.model.arch import Architecture
+    from rlnas.model.network import build_network
+
+    torch.manual_seed(11)
+    before = global_states()
+    profile(ProfileConfig(space="nb201", limit=2, out=tmp_path / "t.parquet"))
+    first = build_network(Architecture.from_index(7, "nb201"))
+    second = build_network(Architecture.from_index(7, "nb201"))
+    after = global_states()
+    assert before[0] == after[0] and before[1] == after[1]
+    assert torch.equal(before[2], after[2])
+    for a, b in zip(first.parameters(), second.parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -36,6 +36,7 @@ from rlnas.hardware.table import (
 )
 from rlnas.hardware.timing import Timing, TimingConfig, measure
 from rlnas.model.layers import enumerate_layers
+from rlnas.model.network import seeded_weights
 from rlnas.model.ops import KEY_FIELDS, LayerKey, build_layer, input_shapes
 from rlnas.model.space import DEFAULT_SPACE, get_space
 
@@ -303,7 +304,9 @@ def profile(
     try:
         for done, key in enumerate(plan.todo, 1):
             shapes = input_shapes(key, config.batch)
-            workload = Workload.random(build_layer(key), shapes, config.seed)
+            with seeded_weights(config.seed):
+                layer = build_layer(key)
+            workload = Workload.random(layer, shapes, config.seed)
             timing = time_workload(backend, workload, precision, config.timing)
             record = {
                 **key.as_dict(),

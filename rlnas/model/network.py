@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -16,9 +17,7 @@ ONNX_OPSET = 17
 ONNX_OPSET_DYNAMO = 18
 
 
-def build_network(
-    arch: Architecture, resolution: int | None = None, seed: int | None = None
-) -> nn.Module:
+def build_network(arch: Architecture, resolution: int | None = None, seed: int = 0) -> nn.Module:
     """The architecture as a torch module in eval mode, taking NCHW float input.
 
     Args:
@@ -26,16 +25,21 @@ def build_network(
         resolution: Input resolution (default: the space's).
         seed: Seed of the initial weights. They are drawn from a forked random state,
             so the caller's global torch state is left as it was (a warm or cold score
-            cache cannot change what a seeded search or PPO draws next). None draws
-            from the global state.
+            cache cannot change what a seeded search or PPO draws next).
     """
     space = arch.space
     resolution = space.check_resolution(resolution)
-    if seed is None:
+    with seeded_weights(seed):
         return space.build(arch.choices, resolution).eval()
+
+
+@contextlib.contextmanager
+def seeded_weights(seed: int) -> Iterator[None]:
+    """Modules built inside draw their initial weights from `seed`, not from the global
+    torch state, which is as it was once the block ends."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return space.build(arch.choices, resolution).eval()
+        yield
 
 
 def count_params(module: nn.Module) -> int:
