@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import warnings
 from collections.abc import Iterator, Sequence
@@ -17,7 +18,9 @@ ONNX_OPSET = 17
 ONNX_OPSET_DYNAMO = 18
 
 
-def build_network(arch: Architecture, resolution: int | None = None, seed: int = 0) -> nn.Module:
+def build_network(
+    arch: Architecture, resolution: int | None = None, seed: int = 0, num_classes: int | None = None
+) -> nn.Module:
     """The architecture as a torch module in eval mode, taking NCHW float input.
 
     Args:
@@ -26,9 +29,12 @@ def build_network(arch: Architecture, resolution: int | None = None, seed: int =
         seed: Seed of the initial weights. They are drawn from a forked random state,
             so the caller's global torch state is left as it was (a warm or cold score
             cache cannot change what a seeded search or PPO draws next).
+        num_classes: Classifier outputs (default: the space's), e.g. 10 to train on CIFAR-10.
     """
     space = arch.space
     resolution = space.check_resolution(resolution)
+    if num_classes is not None and num_classes != space.num_classes:
+        space = dataclasses.replace(space, num_classes=num_classes)
     with seeded_weights(seed):
         return space.build(arch.choices, resolution).eval()
 

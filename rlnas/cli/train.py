@@ -1,0 +1,129 @@
+"""`rlnas train`: train an architecture (a string, a baseline, or a run's rank K) on image data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from rlnas.accuracy.training import ONNX, WEIGHTS, Recipe, Trainer
+from rlnas.cli.common import console, reports_errors
+from rlnas.cli.options import argument, config_command, option
+from rlnas.errors import RlnasError
+from rlnas.model.arch import Architecture
+
+
+def resolve_arch(
+    arch: str | None, baseline: str | None, run: Path | None, rank: int, space: str
+) -> Architecture:
+    """The architecture named by exactly one of a string, a baseline, or a run and rank."""
+    given = [
+        name for name, value in (("ARCH", arch), ("--baseline", baseline), ("--run", run)) if value
+    ]
+    if len(given) != 1:
+        raise RlnasError(
+            "give exactly one of ARCH (a canonical string), --baseline NAME or --run RUN "
+            f"[--rank K]; got {', '.join(given) or 'none'}"
+        )
+    if baseline:
+        from rlnas.model.baselines import get_baseline
+
+        return get_baseline(baseline).architecture()
+    if run is not None:
+        from rlnas.model.space import get_space
+        from rlnas.search.run_folder import RunFolder
+
+        folder = RunFolder.open(run)
+        return Architecture.decode(
+            str(folder.candidate(rank)["arch"]), get_space(folder.config.space)
+        )
+    return Architecture.decode(str(arch), space)
+
+
+def _train(
+    recipe: Recipe,
+    arch: str | None = None,
+    baseline: str | None = None,
+    run: Path | None = None,
+    rank: int = 1,
+    space: str = "mobilenet",
+    data: Path | None = None,
+    out: Path | None = None,
+    device: str = "cpu",
+) -> None:
+    if data is None:
+        raise RlnasError("--data is required: an .npz (x_train, y_train) or an image folder")
+    target = resolve_arch(arch, baseline, run, rank, space)
+    name = baseline or (f"{Path(run).name}-rank{rank}" if run else f"arch-{target.index % 10**8}")
+    out = out or Path("runs") / "train" / f"{name}-e{recipe.epochs}-s{recipe.seed}"
+    trainer = Trainer(target, data, recipe, out, device)
+    typer.echo(
+        f"training {name} ({target.space.name}) on {data}: {len(trainer.split.train_y)} training "
+        f"and {len(trainer.split.val_y)} validation images, {trainer.split.num_classes} classes, "
+        f"{recipe.resolution}px, {recipe.epochs} epochs of {trainer.steps_per_epoch} steps"
+    )
+    with Progress(
+        TextColumn("epoch {task.fields[epoch]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=recipe.epochs * trainer.steps_per_epoch, epoch=1)
+
+        def advance(epoch: int, step: int, steps: int) -> None:
+            bar.update(task, completed=epoch * steps + step, epoch=epoch + 1)
+
+        def report(result: Any) -> None:
+            bar.console.print(
+                f"epoch {result.epoch}/{recipe.epochs}: train loss {result.train_loss:.3f}, "
+                f"train top-1 {result.train_top1:.3f}, val top-1 {result.val_top1:.3f}, "
+                f"lr {result.lr:.4f}, {result.images_per_s:.0f} img/s",
+                highlight=False,
+            )
+
+        history = trainer.train(advance, report)
+    last = history[-1]
+    typer.echo(
+        f"validation top-1 {last.val_top1:.4f} after {last.epoch} epochs; folder {out} "
+        f"({WEIGHTS}, {ONNX}, history.parquet)"
+    )
+
+
+train = reports_errors(
+    config_command(
+        Recipe,
+        _train,
+        extra=[
+            argument("arch", str | None, "A canonical architecture string.", None),
+            option(
+                "baseline", str | None, "A baseline by name (e.g. mobilenetv2).", None, "--baseline"
+            ),
+            option(
+                "run", Path | None, "A run folder: train its architecture at --rank.", None, "--run"
+            ),
+            option("rank", int, "Rank in --run (1 = best).", 1, "--rank"),
+            option("space", str, "Space of ARCH.", "mobilenet", "--space"),
+            option(
+                "data",
+                Path | None,
+                "Images: an .npz (x_train, y_train) or a folder.",
+                None,
+                "--data",
+            ),
+            option(
+                "out", Path | None, "Training folder (default runs/train/<name>).", None, "--out"
+            ),
+            option("device", str, "cpu or cuda (AMP and channels_last).", "cpu", "--device"),
+        ],
+        doc="Train an architecture on image data; resumes an interrupted training folder.",
+    )
+)
+
+
+def register(app: Any) -> None:
+    app.command("train")(train)
