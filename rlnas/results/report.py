@@ -199,7 +199,7 @@ def plot_report(run: RunFolder, frame: pd.DataFrame, path: Path) -> None:
         axes.legend(fontsize=7, loc="lower right")
     config = run.config
     axes_list[0][0].set_ylabel(
-        "accuracy" if config.accuracy_file else f"accuracy score ({config.proxy}, 0-1)"
+        "accuracy" if config.accuracy_file else f"proxy score ({config.proxy}, percentile)"
     )
     figure.tight_layout()
     atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))

@@ -42,7 +42,7 @@ def plot_pareto(frame: pd.DataFrame, front: pd.DataFrame, config: Any, path: Pat
     source = "benchmark file" if config.latency_file else f"{config.device} {config.precision}"
     measured = "latency (ms), measured" if config.latency_file else "predicted latency (ms)"
     axes.set_xlabel(f"{measured}, {source}")
-    accuracy = "accuracy" if config.accuracy_file else f"accuracy score ({config.proxy}, 0-1)"
+    accuracy = "accuracy" if config.accuracy_file else f"proxy score ({config.proxy}, percentile)"
     axes.set_ylabel(accuracy)
     axes.set_title(
         f"{config.strategy} on {Path(config.space).stem}, budget {config.budget}, "
