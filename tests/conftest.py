@@ -26,3 +26,56 @@ def shared_data() -> Path:
 def private_rlnas_home(tmp_path_factory, monkeypatch):
     """Tests never read or write the user's own ~/.rlnas."""
     monkeypatch.setenv("RLNAS_HOME", str(tmp_path_factory.mktemp("rlnas_home")))
+
+
+def tiny_space(folder: Path, widths: tuple[int, ...] = (8, 16, 24)) -> Path:
+    """A space file of one stem and one stage of one basic block: len(widths) architectures."""
+    path = folder / "tiny.toml"
+    path.write_text(
+        f"""
+name = "tiny"
+kind = "macro"
+description = "a stem and one stage, for tests"
+resolution = 32
+num_classes = 10
+activations = ["relu"]
+
+[stem]
+kernel = 3
+stride = 1
+width = 8
+maxpool = false
+
+[head]
+width = 0
+
+[blocks.basic]
+kernel = [3]
+expand = [1]
+se = [false]
+
+[[stages]]
+stride = 2
+widths = {list(widths)}
+slots = 1
+"""
+    )
+    return path
+
+
+def nb201_config(shared: Path, strategy: str, budget: int = 40, seed: int = 0):
+    """A search on NAS-Bench-201's measured data (CIFAR-10 accuracy, pixel3 latency)."""
+    from rlnas.search.config import SearchConfig
+
+    folder = shared / "nb201"
+    return SearchConfig(
+        latency_ms=6.44,
+        strategy=strategy,
+        space="nb201",
+        reward="hard",
+        budget=budget,
+        seed=seed,
+        accuracy_file=folder / "nb201_cifar10_accuracy.parquet",
+        latency_file=folder / "nb201_latency.parquet",
+        latency_column="pixel3_ms",
+    )

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import nb201_config, tiny_space
 
 from rlnas.files import atomic_write_text
 from rlnas.search.config import SearchConfig
@@ -60,25 +61,10 @@ def test_a_search_leaves_the_global_random_state_alone(strategy, shared_data, tm
     np.random.seed(11)
     torch.manual_seed(11)
     before = global_states()
-    run_search(nb201_config(shared_data, strategy, 30), tmp_path / "run")
+    run_search(nb201_config(shared_data, strategy, 30, seed=5), tmp_path / "run")
     after = global_states()
     assert before[0] == after[0] and before[1] == after[1]
     assert torch.equal(before[2], after[2])
-
-
-def nb201_config(shared: Path, strategy: str, budget: int) -> SearchConfig:
-    folder = shared / "nb201"
-    return SearchConfig(
-        latency_ms=6.44,
-        strategy=strategy,
-        space="nb201",
-        reward="hard",
-        budget=budget,
-        seed=5,
-        accuracy_file=folder / "nb201_cifar10_accuracy.parquet",
-        latency_file=folder / "nb201_latency.parquet",
-        latency_column="pixel3_ms",
-    )
 
 
 def nb201_args(shared: Path, strategy: str, budget: int, out: Path) -> list[str]:
@@ -165,40 +151,10 @@ def test_stale_temporary_files_are_removed(tmp_path):
     assert fresh.exists()
 
 
-TINY_SPACE = """
-name = "tiny"
-kind = "macro"
-description = "three architectures"
-resolution = 32
-num_classes = 10
-activations = ["relu"]
-
-[stem]
-kernel = 3
-stride = 1
-width = 8
-maxpool = false
-
-[head]
-width = 0
-
-[blocks.basic]
-kernel = [3]
-expand = [1]
-se = [false]
-
-[[stages]]
-stride = 2
-widths = [8, 16, 24]
-slots = 1
-"""
-
-
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_a_search_that_finds_nothing_new_stops(strategy, tmp_path):
     """A budget larger than the space: the strategy stops after `patience` repeats in a row."""
-    space = tmp_path / "tiny.toml"
-    space.write_text(TINY_SPACE)
+    space = tiny_space(tmp_path)
     data = tmp_path / "bench.csv"
     pd.DataFrame({"arch_index": [0, 1, 2], "acc": [0.5, 0.6, 0.7], "ms": [1.0, 2.0, 3.0]}).to_csv(
         data, index=False

@@ -1,33 +1,16 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
+from conftest import nb201_config
 from typer.testing import CliRunner
 
 from rlnas.cli import app
 from rlnas.errors import BudgetExhausted, RlnasError
 from rlnas.model.arch import Architecture
 from rlnas.model.space import get_space
-from rlnas.search.config import SearchConfig
 from rlnas.search.run import build_evaluator, pareto_front, run_search
 from rlnas.search.strategies import STRATEGIES, get_strategy
-
-
-def nb201_config(shared: Path, strategy: str, budget: int = 40, seed: int = 0) -> SearchConfig:
-    folder = shared / "nb201"
-    return SearchConfig(
-        latency_ms=6.44,
-        strategy=strategy,
-        space="nb201",
-        reward="hard",
-        budget=budget,
-        seed=seed,
-        accuracy_file=folder / "nb201_cifar10_accuracy.parquet",
-        latency_file=folder / "nb201_latency.parquet",
-        latency_column="pixel3_ms",
-    )
 
 
 @pytest.mark.parametrize("strategy", list(STRATEGIES))

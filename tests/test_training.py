@@ -15,49 +15,22 @@ import onnxruntime as ort
 import pandas as pd
 import pytest
 import torch
+from conftest import tiny_space
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from rlnas.accuracy.training import Recipe, Trainer, augment, lr_at
+from rlnas.accuracy.training import Recipe, Trainer, augment, checkpoint_epoch, lr_at
 from rlnas.cli import app
 from rlnas.model.arch import Architecture
 from rlnas.model.network import build_network
 
 CLI = [str(Path(sys.executable).parent / "rlnas")]
-TINY_SPACE = """
-name = "tiny"
-kind = "macro"
-description = "a stem and one stage, for training tests"
-resolution = 32
-num_classes = 10
-activations = ["relu"]
-
-[stem]
-kernel = 3
-stride = 1
-width = 8
-maxpool = false
-
-[head]
-width = 0
-
-[blocks.basic]
-kernel = [3]
-expand = [1]
-se = [false]
-
-[[stages]]
-stride = 2
-widths = [8, 16]
-slots = 1
-"""
 
 
 @pytest.fixture
 def tiny(tmp_path, shared_data) -> tuple[Path, Path]:
     """The tiny space file and 600 CIFAR-10 images (16 px) from the shared subset."""
-    space = tmp_path / "tiny.toml"
-    space.write_text(TINY_SPACE)
+    space = tiny_space(tmp_path, widths=(8, 16))
     source = np.load(shared_data / "cifar10" / "cifar10_subset.npz")
     data = tmp_path / "small.npz"
     pick = np.random.default_rng(0).choice(len(source["y_train"]), 600, replace=False)
@@ -140,9 +113,9 @@ def test_killed_training_resumes_to_the_same_weights(tiny, tmp_path):
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     subprocess.run([*CLI, *args, "--out", str(whole)], env=env, check=True, capture_output=True)
     process = subprocess.Popen([*CLI, *args, "--out", str(cut)], env=env, stdout=subprocess.DEVNULL)
-    marker = cut / "history.json"
+    marker = cut / "checkpoint.safetensors"
     while process.poll() is None:
-        if marker.exists() and json.loads(marker.read_text() or "{}").get("epoch", 0) >= 2:
+        if marker.exists() and checkpoint_epoch(marker) >= 2:
             os.kill(process.pid, signal.SIGKILL)
             break
         time.sleep(0.01)

@@ -18,7 +18,8 @@ from rlnas.errors import RlnasError
 from rlnas.files import atomic_write_parquet
 from rlnas.hardware.catalog import user_tables_dir
 
-CACHE_SCHEMA_VERSION = 1
+# 2: weights drawn from a local generator (`rlnas.model.network.init_weights`).
+CACHE_SCHEMA_VERSION = 2
 CACHE_SCHEMA = pa.schema(
     [
         ("space_digest", pa.string()),
@@ -47,7 +48,9 @@ class ScoreKey:
 
 
 def default_cache_path() -> Path:
-    return user_tables_dir().parent / "cache" / "proxy_scores.parquet"
+    """The user's cache; its name carries the schema version, so a cache of scores
+    from older weights is left alone, never read."""
+    return user_tables_dir().parent / "cache" / f"proxy_scores_v{CACHE_SCHEMA_VERSION}.parquet"
 
 
 class ScoreCache:

@@ -38,6 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file, save
 from torch import nn
 
@@ -209,6 +210,12 @@ class EpochResult:
     images_per_s: float
 
 
+def checkpoint_epoch(path: Path) -> int:
+    """The epochs a checkpoint holds (from its safetensors metadata)."""
+    with safe_open(str(path), "pt") as handle:
+        return int((handle.metadata() or {})["epoch"])
+
+
 EpochProgress = Callable[[int, int, int], None]  # (epoch, step in epoch, steps per epoch)
 
 
@@ -296,13 +303,12 @@ class Trainer:
             return 0
         try:
             tensors = load_file(path)
-            meta = json.loads((self.out / HISTORY).with_suffix(".json").read_text())
+            epoch = checkpoint_epoch(path)
             history = pd.read_parquet(self.out / HISTORY)
         except Exception as exc:  # a damaged checkpoint: safetensors, JSON or Parquet errors
             raise RunError(
                 f"checkpoint in {self.out} is unreadable ({exc}); pass another --out"
             ) from None
-        epoch = int(meta["epoch"])
         model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         self.model.load_state_dict(model_state)
         buffers = [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -324,10 +330,9 @@ class Trainer:
         frame = pd.DataFrame([dataclasses.asdict(e) for e in self.history])
         # The history first, the checkpoint last: a checkpoint always has its history.
         atomic_write_parquet(pa.Table.from_pandas(frame, preserve_index=False), self.out / HISTORY)
-        atomic_write_text(json.dumps({"epoch": epoch}), (self.out / HISTORY).with_suffix(".json"))
-        atomic_write_bytes(
-            save({k: v.contiguous() for k, v in tensors.items()}), self.out / CHECKPOINT
-        )
+        # The epoch lives in the checkpoint itself, so weights and epoch change together.
+        data = save({k: v.contiguous() for k, v in tensors.items()}, {"epoch": str(epoch)})
+        atomic_write_bytes(data, self.out / CHECKPOINT)
 
     # --- training --------------------------------------------------------------------------
 

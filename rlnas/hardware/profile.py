@@ -11,6 +11,7 @@ table and its journal is ever written or removed.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -36,7 +37,7 @@ from rlnas.hardware.table import (
 )
 from rlnas.hardware.timing import Timing, TimingConfig, measure
 from rlnas.model.layers import enumerate_layers
-from rlnas.model.network import seeded_weights
+from rlnas.model.network import seeded
 from rlnas.model.ops import KEY_FIELDS, LayerKey, build_layer, input_shapes
 from rlnas.model.space import DEFAULT_SPACE, get_space
 
@@ -304,8 +305,7 @@ def profile(
     try:
         for done, key in enumerate(plan.todo, 1):
             shapes = input_shapes(key, config.batch)
-            with seeded_weights(config.seed):
-                layer = build_layer(key)
+            layer = seeded(functools.partial(build_layer, key), config.seed)
             workload = Workload.random(layer, shapes, config.seed)
             timing = time_workload(backend, workload, precision, config.timing)
             record = {

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
+import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -26,26 +26,50 @@ def build_network(
     Args:
         arch: The architecture.
         resolution: Input resolution (default: the space's).
-        seed: Seed of the initial weights. They are drawn from a forked random state,
-            so the caller's global torch state is left as it was (a warm or cold score
-            cache cannot change what a seeded search or PPO draws next).
+        seed: Seed of the initial weights, drawn from a local generator (`init_weights`):
+            the global torch random state is neither read nor changed, so a warm or
+            cold score cache cannot change what a seeded search or PPO draws next.
         num_classes: Classifier outputs (default: the space's), e.g. 10 to train on CIFAR-10.
     """
     space = arch.space
     resolution = space.check_resolution(resolution)
     if num_classes is not None and num_classes != space.num_classes:
         space = dataclasses.replace(space, num_classes=num_classes)
-    with seeded_weights(seed):
-        return space.build(arch.choices, resolution).eval()
+    return seeded(lambda: space.build(arch.choices, resolution), seed).eval()
 
 
-@contextlib.contextmanager
-def seeded_weights(seed: int) -> Iterator[None]:
-    """Modules built inside draw their initial weights from `seed`, not from the global
-    torch state, which is as it was once the block ends."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
+def seeded(build: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """`build()`'s module with its weights from `seed` alone.
+
+    The module is built on the meta device (no memory, no random draws), moved to
+    the CPU, and initialised by `init_weights`.
+    """
+    with torch.device("meta"):
+        module = build()
+    return init_weights(module.to_empty(device="cpu"), seed)
+
+
+def init_weights(module: nn.Module, seed: int) -> nn.Module:
+    """PyTorch's default initialisation of every layer, drawn from `torch.Generator(seed)`.
+
+    Conv2d and Linear: weights Kaiming-uniform (a = sqrt(5)), biases uniform in
+    +-1/sqrt(fan_in), as their `reset_parameters`; batch norm: ones, zeros and
+    fresh running statistics.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d | nn.Linear):
+            with torch.no_grad():
+                nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+                if layer.bias is not None:
+                    fan_in = layer.weight[0].numel()
+                    bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+                    layer.bias.uniform_(-bound, bound, generator=generator)
+        elif isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            layer.reset_parameters()
+        elif any(True for _ in layer.parameters(recurse=False)):
+            raise TypeError(f"init_weights does not know how to initialise {type(layer).__name__}")
+    return module
 
 
 def count_params(module: nn.Module) -> int:
