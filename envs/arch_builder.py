@@ -31,7 +31,8 @@ LATENCY_CAP = 4.0
 
 
 class _ChoiceSpace(spaces.Discrete):
-    """Discrete actions whose default `sample()` respects the environment's current mask."""
+    """Discrete actions whose default `sample()` respects the environment's current mask
+    (shared with the editor environment)."""
 
     def __init__(self, n: int, env: ArchBuilderEnv):
         super().__init__(n)

@@ -2,20 +2,26 @@
 
 Usage:
     python scripts/validate_search.py [--columns titan_rtx_1_ms raspi4_ms pixel3_ms]
-        [--budget 300] [--seeds 10] [--strategies ppo random evolution] [--quantile 0.25]
-        [--accuracy FILE --accuracy-column C] [--latency FILE] [--space nb201]
-        [--plot docs/benchmarks/search_regret.png]
+        [--budget 300] [--seeds 10] [--seed-start 0] [--strategies ppo random evolution]
+        [--quantile 0.25] [--accuracy FILE --accuracy-column C] [--latency FILE]
+        [--space nb201] [--ppo KEY=VALUE ...] [--plot docs/benchmarks/search_regret.png]
+    python scripts/validate_search.py --space nbmacro [...]
 
 Accuracy = the accuracy file's column (true CIFAR-10 accuracy), latency = each
 measured device column of the latency file; the latency limit is that column's
-`quantile`; reward `hard`. Regret = best feasible true accuracy in the whole
-file minus the best feasible accuracy found so far, in percentage points.
+`quantile`; reward `hard`. `--space nbmacro` takes NAS-Bench-Macro's 3-seed
+mean accuracy and the latency that the shipped `cpu` table of the space
+predicts (column `cpu_ms`, calibrated for this host as a search would use it).
+`--ppo` overrides a PPO setting (e.g. `ent_coef=0.01`); settings are tuned on
+seeds 0-9 and reported on `--seed-start 100 --seeds 20`. Regret = best feasible
+true accuracy in the whole file minus the best feasible accuracy found so far, in percentage points.
 Prints median and IQR over seeds at several budgets; plots the curves.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -25,12 +31,41 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from rlnas.model.nbmacro import from_code
 from rlnas.model.space import get_space
 from rlnas.search.config import SearchConfig
 from rlnas.search.run import build_evaluator
-from rlnas.search.strategies import get_strategy
+from rlnas.search.strategies import PPOSettings, get_strategy
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201"
+NBMACRO = SHARED.parent / "nbmacro" / "nbmacro_cifar10.parquet"
+
+
+def nbmacro_files(folder: Path) -> tuple[Path, Path]:
+    """NAS-Bench-Macro's accuracy and the shipped cpu table's latency, keyed by arch_str."""
+    bench = pd.read_parquet(NBMACRO)
+    archs = [from_code(code) for code in bench["arch"]]
+    config = SearchConfig(space="nbmacro", device="cpu", latency_ms=1.0, strategy="random")
+    evaluator, _, _ = build_evaluator(config, journal=None)
+    strings = [str(a) for a in archs]
+    accuracy = pd.DataFrame({"arch_str": strings, "mean_acc": bench["mean_acc"]})
+    latency = pd.DataFrame(
+        {"arch_str": strings, "cpu_ms": [evaluator.latency.latency_ms(a) for a in archs]}
+    )
+    paths = folder / "nbmacro_accuracy.parquet", folder / "nbmacro_latency.parquet"
+    accuracy.to_parquet(paths[0])
+    latency.to_parquet(paths[1])
+    return paths
+
+
+def ppo_settings(overrides: list[str]) -> PPOSettings:
+    values: dict[str, object] = {}
+    defaults = PPOSettings()
+    for item in overrides:
+        key, _, text = item.partition("=")
+        kind = type(getattr(defaults, key))
+        values[key] = tuple(int(v) for v in text.split(",")) if kind is tuple else kind(text)
+    return PPOSettings(**values)  # type: ignore[arg-type]
 
 
 def regret_curve(history, best: float, budget: int) -> np.ndarray:
@@ -54,6 +89,8 @@ def main() -> None:
     parser.add_argument("--space", default="nb201")
     parser.add_argument("--budget", type=int, default=300)
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--seed-start", type=int, default=0)
+    parser.add_argument("--ppo", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--strategies", nargs="+", default=["ppo", "random", "evolution"])
     parser.add_argument("--quantile", type=float, default=0.25)
     parser.add_argument(
@@ -64,8 +101,14 @@ def main() -> None:
     args = parser.parse_args()
 
     space = get_space(args.space)
-    accuracy = pd.read_parquet(args.accuracy).set_index("arch_index")[args.accuracy_column]
-    latency = pd.read_parquet(args.latency).set_index("arch_index")
+    key = "arch_index"
+    if args.space == "nbmacro":
+        folder = Path(tempfile.mkdtemp(prefix="rlnas-nbmacro-"))
+        args.accuracy, args.latency = nbmacro_files(folder)
+        args.accuracy_column, args.columns, key = "mean_acc", ["cpu_ms"], "arch_str"
+    accuracy = pd.read_parquet(args.accuracy).set_index(key)[args.accuracy_column]
+    latency = pd.read_parquet(args.latency).set_index(key)
+    settings = ppo_settings(args.ppo)
     checkpoints = [b for b in (50, 100, 200, args.budget) if b <= args.budget]
     figure, axes = plt.subplots(
         1, len(args.columns), figsize=(5 * len(args.columns), 4), dpi=110, squeeze=False
@@ -82,7 +125,7 @@ def main() -> None:
         best = float(accuracy.loc[feasible].max()) / 100
         for strategy in args.strategies:
             curves = []
-            for seed in range(args.seeds):
+            for seed in range(args.seed_start, args.seed_start + args.seeds):
                 config = SearchConfig(
                     latency_ms=limit,
                     strategy=strategy,
@@ -96,7 +139,8 @@ def main() -> None:
                     latency_column=column,
                 )
                 evaluator, _, _ = build_evaluator(config, journal=None)
-                get_strategy(strategy)(evaluator, space, seed).run()
+                own = settings if strategy == "ppo" else None
+                get_strategy(strategy)(evaluator, space, seed, settings=own).run()
                 curves.append(regret_curve(evaluator.history, best, args.budget))
             curves_array = np.array(curves)
             median = np.nanmedian(curves_array, axis=0)

@@ -55,6 +55,15 @@ def test_calibration_recovers_an_affine_map():
     assert Calibration.from_json(fitted.to_json()) == fitted
 
 
+def test_calibration_never_predicts_a_negative_latency():
+    # The free fit of these would be 1.5 x raw - 0.3 ms: negative below 0.2 ms raw.
+    raw = np.array([0.8, 1.0, 1.2, 1.5, 2.0])
+    fitted = fit_calibration(raw, 1.5 * raw - 0.3)
+    assert fitted.offset_ms == 0.0
+    assert fitted.apply(0.01) > 0
+    assert 1.2 < fitted.scale < 1.5
+
+
 @pytest.mark.parametrize(
     ("raw", "measured", "match"),
     [([1.0, 2.0], [1.0, 2.0], "at least 3"), ([1.0, 2.0, -1.0], [1.0, 2.0, 3.0], "positive")],

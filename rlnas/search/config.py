@@ -75,7 +75,7 @@ class SearchConfig:
     precision: str | None = None
     space: str = DEFAULT_SPACE
     resolution: int | None = None
-    reward: str = "mnas"
+    reward: str = "hard"
     proxy: str = "synflow"
     data: Path | None = None
     budget: int = 1000
@@ -122,7 +122,7 @@ class SearchConfig:
         space = get_space(self.space)
         space.check_resolution(self.resolution)
         if self.strategy == "ppo":
-            self.ppo.kwargs(space.num_decisions)  # raises if the rollout does not split
+            self.ppo.kwargs(self.ppo.episode_length(space))  # raises if the rollout does not split
 
     def resolved(self) -> SearchConfig:
         """These settings with `precision`, `accuracy` and `latency` filled in."""

@@ -1,8 +1,10 @@
-"""The PPO controller: sb3-contrib's MaskablePPO acting in ArchBuilderEnv.
+"""The PPO controller: sb3-contrib's MaskablePPO acting in ArchEditorEnv (or ArchBuilderEnv).
 
-One episode builds one architecture; its reward is the terminal reward of the
-environment. Training stops when the evaluator's budget is spent. PPO is
-customised only through its keyword arguments (never forked).
+By default one episode edits one architecture of a population (started with
+`population_size` random ones); with `env="builder"` one episode builds one
+architecture from scratch. The reward is the environment's terminal reward.
+Training stops when the evaluator's budget is spent. PPO is customised only
+through its keyword arguments (never forked).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from rlnas.envs.arch_builder import ArchBuilderEnv
+from rlnas.envs.arch_editor import ArchEditorEnv
 from rlnas.files import atomic_write
+from rlnas.model.arch import Architecture
 from rlnas.model.space import Space
 from rlnas.search.evaluate import Evaluator
 from rlnas.search.strategies import PPOSettings, Progress, Strategy
@@ -63,21 +67,43 @@ class PPOController(Strategy):
         self.model: MaskablePPO | None = None
 
     def run(self, progress: Progress | None = None) -> None:
+        settings = self.settings
         with private_random_state():
-            env = ArchBuilderEnv(self.evaluator, self.space)
+            env: ArchBuilderEnv | ArchEditorEnv
+            if settings.env == "builder":
+                env = ArchBuilderEnv(self.evaluator, self.space)
+            else:
+                env = self._editor(progress)
+            episode_length = settings.episode_length(self.space)
             self.model = MaskablePPO(
                 "MlpPolicy",
                 env,
                 seed=self.seed,
                 device="cpu",
                 verbose=0,
-                **self.settings.kwargs(self.space.num_decisions),
+                **settings.kwargs(episode_length),
             )
-            steps = self.max_proposals * self.space.num_decisions
-            self.model.learn(total_timesteps=steps, callback=_StopOnBudget(self, progress))
+            if not self.done:
+                steps = self.max_proposals * episode_length
+                self.model.learn(total_timesteps=steps, callback=_StopOnBudget(self, progress))
         if self.checkpoint is not None:
             model = self.model
             atomic_write(self.checkpoint, lambda tmp: model.save(tmp))
+
+    def _editor(self, progress: Progress | None) -> ArchEditorEnv:
+        """The editing environment, its population started with random architectures."""
+        settings = self.settings
+        env = ArchEditorEnv(
+            self.evaluator, self.space, settings.population_size, settings.sample_size
+        )
+        rng = np.random.default_rng(self.seed)
+        for _ in range(self.max_proposals):
+            if self.done or len(env.population) >= settings.population_size:
+                break
+            arch = Architecture.sample(rng, self.space)
+            env.add(arch, self.evaluator.evaluate(arch))
+            self._report(progress)
+        return env
 
 
 @contextlib.contextmanager

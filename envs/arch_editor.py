@@ -1,0 +1,226 @@
+"""ArchEditorEnv: one episode edits one architecture of the search's population.
+
+The controller learns where to go next from what it has found, as local search
+does (White et al., "Local search is state of the art for NAS benchmarks",
+2020). The environment keeps a population: the most recent evaluated
+architectures (aging, as regularized evolution). Each episode:
+
+1. `reset()` draws a parent by tournament: the best reward of `sample_size`
+   members drawn at random;
+2. the agent sets one decision of the parent to another choice (actions are
+   flattened (decision, choice) pairs);
+3. if that edit breaks a hard limit of the reward (the latency target in
+   `hard` mode, the memory limit in every mode), the agent makes one more edit,
+   a repair, which must bring the child back within the limits: so the search
+   can cross a limit (e.g. switch to a slower activation and shrink a stage)
+   without spending budget on networks the user cannot ship;
+4. the child is evaluated (one unit of budget), joins the population, and its
+   reward is the episode's reward.
+
+Under a uniform policy and a soft reward this is exactly regularized
+evolution's mutation, so the controller starts as evolution and learns which
+edits pay.
+
+`action_masks()` (read by sb3-contrib's MaskablePPO) allows only edits that
+change the architecture and lead to one not evaluated yet (so the controller
+always proposes new architectures while the population has a new neighbour),
+or, in the first step, outside the limits (to be repaired). Repairs must lead
+within the limits; failing that, closer to them; failing that, anywhere new.
+The limits are read from the latency and parameter models, which cost no
+budget.
+
+Observation (float32, all in [0, 1]): the one-hot choices of the architecture
+being edited; its latency relative to the target (capped at 4, divided by 4);
+whether it is within the limits; the parent's accuracy score; whether this
+step is a repair.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from rlnas.envs.arch_builder import _ChoiceSpace
+from rlnas.errors import RlnasError
+from rlnas.model.arch import Architecture
+from rlnas.model.space import Space, get_space
+from rlnas.search.evaluate import Evaluation, Evaluator
+
+LATENCY_CAP = 4.0
+# Parents tried before an episode may propose an architecture already evaluated.
+PARENT_TRIES = 20
+
+
+class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
+    """Edits architectures of a population, one decision per episode.
+
+    Args:
+        evaluator: Scores architectures (and holds the reward settings).
+        space: The space; default the evaluator's parameter model's space.
+        population_size: Members kept (the most recent evaluations).
+        sample_size: Tournament size for the parent.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium API)
+
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        space: str | Space | None = None,
+        population_size: int = 20,
+        sample_size: int = 5,
+    ):
+        super().__init__()
+        if not 1 <= sample_size <= population_size:
+            raise RlnasError(
+                f"sample_size must be in 1..population_size, got sample_size={sample_size}, "
+                f"population_size={population_size}"
+            )
+        self.evaluator = evaluator
+        self.space = get_space(space) if space is not None else evaluator.params.space
+        self.population_size = population_size
+        self.sample_size = sample_size
+        counts = np.asarray(self.space.choice_counts)
+        self.offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        self.n_actions = int(counts.sum())
+        # Flattened action -> (decision, choice).
+        self.decision_of = np.repeat(np.arange(len(counts)), counts)
+        self.choice_of = np.arange(self.n_actions) - self.offsets[self.decision_of]
+        self.editable = counts[self.decision_of] > 1
+        self.observation_space = spaces.Box(0.0, 1.0, (self.n_actions + 4,), np.float32)
+        self.action_space = _ChoiceSpace(self.n_actions, self)
+        self.population: deque[tuple[Architecture, Evaluation]] = deque()
+        self._state: _State | None = None
+        self._mask = np.ones(self.n_actions, bool)
+
+    def add(self, arch: Architecture, evaluation: Evaluation) -> None:
+        """Adds an evaluated architecture to the population (the oldest leaves when full)."""
+        self.population.append((arch, evaluation))
+        if len(self.population) > self.population_size:
+            self.population.popleft()
+
+    def action_masks(self) -> np.ndarray:
+        return self._mask
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        if not self.population:
+            raise RlnasError("the population is empty: add() evaluated architectures first")
+        for _ in range(PARENT_TRIES):
+            parent, evaluation = self._tournament()
+            self._mask = self._first_edits(parent)
+            if self._mask.any():
+                break
+        else:
+            # Every neighbour of the parents tried is known: a repeat, served free.
+            self._mask = self._changes(parent)
+        self._state = _State(parent, evaluation.latency_ms, evaluation.feasible, evaluation)
+        return self._observation(), {}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        state = self._state
+        if state is None:
+            raise RlnasError("step() before reset()")
+        index = int(action)
+        if not (0 <= index < self.n_actions and self._mask[index]):
+            raise RlnasError(f"action {index} is masked; act on action_masks()")
+        child = self._child(state.arch, index)
+        if not state.repairing:
+            latency, params_bytes = self._costs(child)
+            if self._violation(latency, params_bytes) > 0:
+                # Outside the limits: one more edit must bring it back before it is evaluated.
+                repairs = self._repairs(child, self._violation(latency, params_bytes))
+                if repairs.any():
+                    self._mask = repairs
+                    self._state = _State(child, latency, False, state.parent, repairing=True)
+                    return self._observation(), 0.0, False, False, {}
+        evaluation = self.evaluator.evaluate(child)
+        self.add(child, evaluation)
+        self._state = None
+        return self._observation(), evaluation.reward, True, False, {"evaluation": evaluation}
+
+    def _tournament(self) -> tuple[Architecture, Evaluation]:
+        size = min(self.sample_size, len(self.population))
+        picks = self.np_random.choice(len(self.population), size, replace=False)
+        return max((self.population[i] for i in picks), key=lambda m: m[1].reward)
+
+    def _changes(self, arch: Architecture) -> np.ndarray:
+        """The mask of edits that change `arch`."""
+        return self.editable & (self.choice_of != np.asarray(arch.choices)[self.decision_of])
+
+    def _child(self, parent: Architecture, index: int) -> Architecture:
+        choices = list(parent.choices)
+        choices[self.decision_of[index]] = int(self.choice_of[index])
+        return Architecture(self.space, tuple(choices))
+
+    def _costs(self, arch: Architecture) -> tuple[float, float]:
+        """Latency (ms) and parameter bytes, from the models (no budget spent)."""
+        params = self.evaluator.params.total(arch.choices)
+        return self.evaluator.latency.latency_ms(arch), params * self.evaluator.bytes_per_param
+
+    def _violation(self, latency_ms: float, params_bytes: float) -> float:
+        """How far outside the reward's hard limits (<= 0: within them)."""
+        reward = self.evaluator.reward
+        over = 0.0
+        if reward.mode == "hard":
+            over = max(over, latency_ms / reward.target_ms - 1.0)
+        if reward.memory_bytes is not None:
+            over = max(over, params_bytes / reward.memory_bytes - 1.0)
+        return over
+
+    def _first_edits(self, parent: Architecture) -> np.ndarray:
+        """Edits of the parent to a new architecture, or outside the limits (repaired next)."""
+        mask = self._changes(parent)
+        for index in np.flatnonzero(mask):
+            child = self._child(parent, int(index))
+            mask[index] = (
+                str(child) not in self.evaluator.cache or self._violation(*self._costs(child)) > 0
+            )
+        return mask
+
+    def _repairs(self, arch: Architecture, violation: float) -> np.ndarray:
+        """Edits of `arch` (outside the limits) to a new architecture within them; failing
+        that, to one less outside them; failing that, any edit to a new architecture."""
+        mask = self._changes(arch)
+        after = np.full(self.n_actions, np.inf)
+        for index in np.flatnonzero(mask):
+            child = self._child(arch, int(index))
+            if str(child) in self.evaluator.cache:
+                mask[index] = False
+            else:
+                after[index] = self._violation(*self._costs(child))
+        for allowed in (after <= 0, after < violation):
+            if (mask & allowed).any():
+                return mask & allowed
+        return mask
+
+    def _observation(self) -> np.ndarray:
+        obs = np.zeros(self.n_actions + 4, np.float32)
+        state = self._state
+        if state is None:
+            return obs
+        obs[self.offsets + np.asarray(state.arch.choices)] = 1.0
+        target = self.evaluator.reward.target_ms
+        obs[-4] = min(state.latency_ms / target, LATENCY_CAP) / LATENCY_CAP
+        obs[-3] = float(state.feasible)
+        obs[-2] = min(max(state.parent.accuracy, 0.0), 1.0)
+        obs[-1] = float(state.repairing)
+        return obs
+
+
+@dataclass(frozen=True)
+class _State:
+    """The architecture being edited: the parent, or its edit outside the limits."""
+
+    arch: Architecture
+    latency_ms: float
+    feasible: bool
+    parent: Evaluation
+    repairing: bool = False

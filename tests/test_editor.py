@@ -1,0 +1,104 @@
+"""The editing environment of the PPO controller (`rlnas/ArchEditor-v0`)."""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from test_env import make_evaluator
+
+import rlnas.envs  # noqa: F401  (registers the environments)
+from rlnas.errors import RlnasError
+from rlnas.model.arch import Architecture
+
+
+def editor(evaluator, population: int = 20, seed: int = 0):
+    env = gym.make("rlnas/ArchEditor-v0", evaluator=evaluator).unwrapped
+    rng = np.random.default_rng(seed)
+    for _ in range(population):
+        arch = Architecture.sample(rng, env.space)
+        env.add(arch, evaluator.evaluate(arch))
+    return env
+
+
+@pytest.fixture(params=["nb201", "mobilenet"])
+def evaluator(request, shared_data):
+    return make_evaluator(request.param, shared_data)
+
+
+def test_sb3_env_checker_passes_without_warnings(evaluator):
+    """(Gymnasium's checker also asks that a reset with the same seed replays the same
+    steps; this environment's population grows with every step, by design.)"""
+    env = editor(evaluator)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sb3_check_env(env)
+
+
+def run_episodes(env, episodes: int, seed: int) -> list:
+    env.action_space.seed(seed)
+    env.reset(seed=seed)
+    found = []
+    for _ in range(episodes):
+        env.reset()
+        done = False
+        while not done:
+            _, _, done, _, info = env.step(env.action_space.sample())
+        found.append(info["evaluation"])
+    return found
+
+
+def test_every_proposal_is_new_and_within_the_target(shared_data):
+    """Past the random population, the children of random edits are never repeats and keep
+    the hard target whenever a repair can (the target is pixel3's 25th percentile)."""
+    evaluator = make_evaluator("nb201", shared_data)
+    env = editor(evaluator)
+    found = run_episodes(env, 150, seed=3)
+    assert evaluator.repeats == 0
+    assert len({e.arch for e in found}) == 150
+    assert np.mean([e.feasible for e in found]) >= 0.95
+    # Random architectures of this space keep the target about a quarter of the time.
+    assert np.mean([e.feasible for e in evaluator.history[:20]]) < 0.6
+
+
+def test_an_edit_outside_the_target_is_repaired_before_it_is_evaluated(shared_data):
+    evaluator = make_evaluator("mobilenet", shared_data)
+    env = editor(evaluator, population=5)
+    env.reset(seed=0)
+    target = evaluator.reward.target_ms
+    spent = len(evaluator.history)
+    for index in np.flatnonzero(env.action_masks()):
+        broken = evaluator.latency.latency_ms(env._child(env._state.arch, index))
+        if broken > target:
+            break
+    else:
+        pytest.skip("no edit of this parent breaks the target")
+    observation, reward, done, _, _ = env.step(index)
+    assert not done and reward == 0.0 and observation[-1] == 1.0
+    assert len(evaluator.history) == spent  # nothing evaluated yet
+    _, _, done, _, info = env.step(env.action_space.sample())
+    # Within the target where one edit can reach it, else closer to it.
+    assert done and info["evaluation"].latency_ms < broken
+
+
+def test_same_seed_same_episodes(shared_data):
+    first = run_episodes(editor(make_evaluator("nb201", shared_data)), 30, seed=5)
+    second = run_episodes(editor(make_evaluator("nb201", shared_data)), 30, seed=5)
+    other = run_episodes(editor(make_evaluator("nb201", shared_data)), 30, seed=6)
+    assert [e.arch for e in first] == [e.arch for e in second]
+    assert [e.arch for e in first] != [e.arch for e in other]
+
+
+def test_masked_action_and_empty_population_are_refused(shared_data):
+    evaluator = make_evaluator("nb201", shared_data)
+    env = gym.make("rlnas/ArchEditor-v0", evaluator=evaluator).unwrapped
+    with pytest.raises(RlnasError, match="population is empty"):
+        env.reset()
+    env = editor(evaluator)
+    env.reset(seed=0)
+    masked = int(np.flatnonzero(~env.action_masks())[0])
+    with pytest.raises(RlnasError, match="masked"):
+        env.step(masked)
