@@ -13,7 +13,9 @@ architectures (aging, as regularized evolution). Each episode:
    `hard` mode, the memory limit in every mode), the agent makes one more edit,
    a repair, which must bring the child back within the limits: so the search
    can cross a limit (e.g. switch to a slower activation and shrink a stage)
-   without spending budget on networks the user cannot ship;
+   without spending budget on networks the user cannot ship. Where no repair
+   can, a parent within the limits makes it a dead end: nothing is evaluated,
+   and the reward is the hard reward's floor, -1 - the relative violation;
 4. the child is evaluated (one unit of budget), joins the population, and its
    reward is the episode's reward.
 
@@ -136,11 +138,17 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
             latency, params_bytes = self._costs(child)
             if self._violation(latency, params_bytes) > 0:
                 # Outside the limits: one more edit must bring it back before it is evaluated.
-                repairs = self._repairs(child, self._violation(latency, params_bytes))
+                violation = self._violation(latency, params_bytes)
+                repairs = self._repairs(child, violation, within=state.feasible)
                 if repairs.any():
                     self._mask = repairs
                     self._state = _State(child, latency, False, state.parent, repairing=True)
                     return self._observation(), 0.0, False, False, {}
+                if state.feasible:
+                    # A dead end: nothing is evaluated, and the reward is the hard
+                    # reward's floor for this violation (no score can lift it).
+                    self._state = None
+                    return self._observation(), -1.0 - violation, True, False, {"evaluation": None}
         evaluation = self.evaluator.evaluate(child)
         self.add(child, evaluation)
         self._state = None
@@ -185,9 +193,10 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
             )
         return mask
 
-    def _repairs(self, arch: Architecture, violation: float) -> np.ndarray:
-        """Edits of `arch` (outside the limits) to a new architecture within them; failing
-        that, to one less outside them; failing that, any edit to a new architecture."""
+    def _repairs(self, arch: Architecture, violation: float, within: bool) -> np.ndarray:
+        """Edits of `arch` (outside the limits) to a new architecture within them; unless
+        `within` (the parent was within them), failing that, to one less outside them,
+        and failing that, any edit to a new architecture."""
         mask = self._changes(arch)
         after = np.full(self.n_actions, np.inf)
         for index in np.flatnonzero(mask):
@@ -196,10 +205,10 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
                 mask[index] = False
             else:
                 after[index] = self._violation(*self._costs(child))
-        for allowed in (after <= 0, after < violation):
-            if (mask & allowed).any():
-                return mask & allowed
-        return mask
+        if within or (after <= 0).any():
+            return mask & (after <= 0)
+        closer = mask & (after < violation)
+        return closer if closer.any() else mask
 
     def _observation(self) -> np.ndarray:
         obs = np.zeros(self.n_actions + 4, np.float32)

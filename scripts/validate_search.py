@@ -12,9 +12,11 @@ measured device column of the latency file; the latency limit is that column's
 `quantile`; reward `hard`. `--space nbmacro` takes NAS-Bench-Macro's 3-seed
 mean accuracy and the latency that the shipped `cpu` table of the space
 predicts (column `cpu_ms`, calibrated for this host as a search would use it).
-`--ppo` overrides a PPO setting (e.g. `ent_coef=0.01`); settings are tuned on
-seeds 0-9 and reported on `--seed-start 100 --seeds 20`. Regret = best feasible
-true accuracy in the whole file minus the best feasible accuracy found so far, in percentage points.
+`--evolution-sample-size` sets evolution's tournament (default 5; the
+controller's editor draws 10). `--ppo` overrides a PPO setting (e.g.
+`ent_coef=0.01`); settings are tuned on seeds 0-19 and reported on
+`--seed-start 100 --seeds 20`. Regret = best feasible true accuracy in the
+whole file minus the best feasible accuracy found so far, in percentage points.
 Prints median and IQR over seeds at several budgets; plots the curves.
 """
 
@@ -35,7 +37,7 @@ from rlnas.model.nbmacro import from_code
 from rlnas.model.space import get_space
 from rlnas.search.config import SearchConfig
 from rlnas.search.run import build_evaluator
-from rlnas.search.strategies import PPOSettings, get_strategy
+from rlnas.search.strategies import EvolutionSettings, PPOSettings, get_strategy
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201"
 NBMACRO = SHARED.parent / "nbmacro" / "nbmacro_cifar10.parquet"
@@ -91,6 +93,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--seed-start", type=int, default=0)
     parser.add_argument("--ppo", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--evolution-sample-size", type=int, default=5)
     parser.add_argument("--strategies", nargs="+", default=["ppo", "random", "evolution"])
     parser.add_argument("--quantile", type=float, default=0.25)
     parser.add_argument(
@@ -109,6 +112,7 @@ def main() -> None:
     accuracy = pd.read_parquet(args.accuracy).set_index(key)[args.accuracy_column]
     latency = pd.read_parquet(args.latency).set_index(key)
     settings = ppo_settings(args.ppo)
+    evolution = EvolutionSettings(sample_size=args.evolution_sample_size)
     checkpoints = [b for b in (50, 100, 200, args.budget) if b <= args.budget]
     figure, axes = plt.subplots(
         1, len(args.columns), figsize=(5 * len(args.columns), 4), dpi=110, squeeze=False
@@ -139,7 +143,7 @@ def main() -> None:
                     latency_column=column,
                 )
                 evaluator, _, _ = build_evaluator(config, journal=None)
-                own = settings if strategy == "ppo" else None
+                own = {"ppo": settings, "evolution": evolution}.get(strategy)
                 get_strategy(strategy)(evaluator, space, seed, settings=own).run()
                 curves.append(regret_curve(evaluator.history, best, args.budget))
             curves_array = np.array(curves)

@@ -145,3 +145,38 @@ def test_benchmark_file_for_a_huge_space(tmp_path):
     assert source.accuracy(arch) == pytest.approx(0.765)
     with pytest.raises(RlnasError, match="has no 'top1'"):
         source.accuracy(Architecture.from_index(0, space))
+
+
+def test_tensorboard_logs_the_controller_and_changes_nothing(shared_data, tmp_path):
+    config = nb201_config(shared_data, "ppo", budget=40)
+    plain = run_search(config, tmp_path / "plain")
+    logged = run_search(config, tmp_path / "logged", tensorboard=tmp_path / "tb")
+    events = list((tmp_path / "tb").rglob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    assert plain.evaluations["arch"].tolist() == logged.evaluations["arch"].tolist()
+
+
+def test_tensorboard_is_refused_for_a_strategy_without_training(shared_data, tmp_path):
+    with pytest.raises(RlnasError, match="--tensorboard logs the PPO controller"):
+        run_search(nb201_config(shared_data, "evolution"), tmp_path / "r", tensorboard=tmp_path)
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_controller_proposes_only_new_architectures(shared_data):
+    """Every proposal of the PPO controller is a new architecture until the budget is spent,
+    and once it has found networks within the latency target (pixel3's 25th percentile; a
+    random network keeps it a quarter of the time) its proposals keep it too."""
+    evaluator, _, _ = build_evaluator(nb201_config(shared_data, "ppo", budget=150), None)
+    calls = 0
+    evaluate = evaluator.evaluate
+
+    def counted(arch):
+        nonlocal calls
+        calls += 1
+        return evaluate(arch)
+
+    evaluator.evaluate = counted  # type: ignore[method-assign]
+    get_strategy("ppo")(evaluator, get_space("nb201"), 0).run()
+    assert calls == len(evaluator.history) == 150
+    late = [e.feasible for e in evaluator.history[75:]]
+    assert sum(late) >= 0.95 * len(late)

@@ -113,7 +113,7 @@ def calibrate_for_host(config: SearchConfig) -> None:
     console.print(f"calibration: {host.calibration}", highlight=False)
 
 
-def _search(config: SearchConfig, out: Path | None = None) -> None:
+def _search(config: SearchConfig, out: Path | None = None, tensorboard: Path | None = None) -> None:
     from rlnas.search.run import run_search
 
     calibrate_for_host(config)
@@ -129,7 +129,10 @@ def _search(config: SearchConfig, out: Path | None = None) -> None:
                 f"note: {message}", markup=False, highlight=False
             )
             result = run_search(
-                config, out, progress=lambda done, total: bar.update(task, completed=done)
+                config,
+                out,
+                progress=lambda done, total: bar.update(task, completed=done),
+                tensorboard=tensorboard,
             )
     frame, best = result.evaluations, result.best
     typer.echo(
@@ -152,12 +155,19 @@ def _search(config: SearchConfig, out: Path | None = None) -> None:
 
 
 _OUT = option("out", Path | None, "Run folder (default: runs/<name>).", None)
+_TENSORBOARD = option(
+    "tensorboard",
+    Path | None,
+    "Log the PPO controller's training to this TensorBoard folder (pip install "
+    "'rlnas[tensorboard]'; `tensorboard --logdir DIR`).",
+    None,
+)
 
 search = reports_errors(
     config_command(
         SearchConfig,
         _search,
-        extra=[_OUT],
+        extra=[_OUT, _TENSORBOARD],
         doc="Search with a strategy: ppo (the controller), random or evolution; writes a run "
         "folder.",
     )
@@ -168,7 +178,7 @@ train_controller = reports_errors(
         _search,
         exclude=["strategy"],
         fixed={"strategy": "ppo"},
-        extra=[_OUT],
+        extra=[_OUT, _TENSORBOARD],
         doc="Train the PPO controller on a device's latency table; writes a run folder.",
     )
 )

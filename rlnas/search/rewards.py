@@ -1,11 +1,25 @@
 """Rewards of a finished architecture from its accuracy score A, latency L and target T.
 
-- `mnas`  (Tan et al., MnasNet, CVPR 2019, soft constraint): A * (L / T) ** w, w = -0.07.
+What each trades:
+
+- `hard` (the default; the constrained form): A if L <= T, else
+  A - 1 - penalty * (L / T - 1). Every infeasible architecture scores below every
+  feasible one, the more so the larger the violation, and among equal
+  violations the more accurate is still preferred. It never trades the target
+  for accuracy: the user's limit is kept, and the controller's editor repairs
+  any edit that breaks it before it is evaluated (`rlnas.envs.arch_editor`).
+- `mnas` (Tan et al., MnasNet, CVPR 2019, soft constraint): A * (L / T) ** w,
+  w = -0.07. It trades latency for accuracy at a fixed rate: running 2x over
+  the target costs 4.7% of the reward, 10% under it earns 0.7%. MnasNet chose
+  w for ImageNet accuracies in a narrow band (about 70-80%), where +5% of A is
+  a large gain; a proxy score is a 0-1 percentile whose random networks spread
+  over the whole range, so under `mnas` the controller runs far over the
+  target whenever that buys a higher score (on the default space it settled at
+  13-15 ms for a 6 ms target). Use it only with accuracies, as a trade-off.
 - `tunas` (Bender et al., TuNAS, CVPR 2020, absolute reward): A + beta * |L / T - 1|,
-  beta = -0.07.
-- `hard`  (the constrained form): A if L <= T, else A - 1 - penalty * (L / T - 1): every
-  infeasible architecture scores below every feasible one, the more so the larger the
-  violation, and among equal violations the more accurate is still preferred.
+  beta = -0.07. It aims at the target from both sides (a network 10% under it
+  loses as much as one 10% over); 2x over costs 0.07 of A, so the same caveat
+  holds for percentile scores.
 
 An optional memory limit on parameter bytes is a hard constraint in every mode,
 with the same penalty on its relative violation.

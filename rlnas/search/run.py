@@ -9,6 +9,7 @@ in `rlnas.search.run_folder`.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from rlnas.accuracy.scorer import ProxyScorer
-from rlnas.errors import RunError
+from rlnas.errors import RlnasError, RunError
 from rlnas.files import atomic_write_parquet, check_folder
 from rlnas.hardware.devices import get_precision
 from rlnas.model.arch import Architecture
@@ -87,10 +88,19 @@ def build_evaluator(
 
 
 def run_search(
-    config: SearchConfig, out: Path | None = None, progress: Progress | None = None
+    config: SearchConfig,
+    out: Path | None = None,
+    progress: Progress | None = None,
+    tensorboard: Path | None = None,
 ) -> RunResult:
-    """Runs (or resumes) a search and writes its run folder."""
+    """Runs (or resumes) a search and writes its run folder.
+
+    `tensorboard` is a folder where the PPO controller logs its training (the
+    `tensorboard` extra); other strategies refuse it.
+    """
     config = config.resolved()
+    if tensorboard is not None:
+        check_tensorboard(config.strategy)
     out = check_folder(Path(out) if out is not None else config.default_out(), run_folder.CONFIG)
     if (out / run_folder.CONFIG).exists():
         previous, _ = run_folder.read_settings(out)
@@ -114,6 +124,7 @@ def run_search(
         settings=getattr(config, field) if field else None,
         checkpoint=out / run_folder.CONTROLLER,
     )
+    strategy.tensorboard = tensorboard
     strategy.run(progress)
     if scorer is not None:
         scorer.flush()
@@ -133,6 +144,20 @@ def run_search(
     plot_pareto(frame, front, config, out / run_folder.PARETO_PLOT)
     best = run_folder.ranked(frame, config.latency_ms).iloc[0]
     return RunResult(out, frame, front, evaluator.replayed, best, strategy.stop_reason())
+
+
+def check_tensorboard(strategy: str) -> None:
+    """Raises unless the strategy can log to TensorBoard here."""
+    if strategy != "ppo":
+        raise RlnasError(
+            f"--tensorboard logs the PPO controller's training; the {strategy} strategy has "
+            "none: drop --tensorboard, or use --strategy ppo"
+        )
+    if importlib.util.find_spec("tensorboard") is None:
+        raise RlnasError(
+            "--tensorboard needs TensorBoard: pip install 'rlnas[tensorboard]' (or drop "
+            "--tensorboard)"
+        )
 
 
 def _arrow(frame: pd.DataFrame) -> pa.Table:

@@ -81,6 +81,7 @@ class PPOController(Strategy):
                 seed=self.seed,
                 device="cpu",
                 verbose=0,
+                tensorboard_log=str(self.tensorboard) if self.tensorboard else None,
                 **settings.kwargs(episode_length),
             )
             if not self.done:
