@@ -31,14 +31,21 @@ within the limits; failing that, closer to them; failing that, anywhere new.
 The limits are read from the latency and parameter models, which cost no
 budget.
 
+With a range of targets (`targets`), each episode draws its target
+log-uniformly in the range; the parent's tournament, the limits and the reward
+all follow it, and the target is in the observation: one policy for the whole
+front.
+
 Observation (float32, all in [0, 1]): the one-hot choices of the architecture
-being edited; its latency relative to the target (capped at 4, divided by 4);
+being edited; the episode's target's position in the range (log scale; 0 with
+one target); its latency relative to the target (capped at 4, divided by 4);
 whether it is within the limits; the parent's accuracy score; whether this
 step is a repair.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +73,9 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
         space: The space; default the evaluator's parameter model's space.
         population_size: Members kept (the most recent evaluations).
         sample_size: Tournament size for the parent.
+        targets: A range of latency targets (low, high) in ms: each episode draws its
+            target log-uniformly in it, and the parent, limits and reward follow that
+            target. None: the evaluator's target only.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium API)
@@ -76,6 +86,7 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
         space: str | Space | None = None,
         population_size: int = 20,
         sample_size: int = 5,
+        targets: tuple[float, float] | None = None,
     ):
         super().__init__()
         if not 1 <= sample_size <= population_size:
@@ -94,7 +105,10 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
         self.decision_of = np.repeat(np.arange(len(counts)), counts)
         self.choice_of = np.arange(self.n_actions) - self.offsets[self.decision_of]
         self.editable = counts[self.decision_of] > 1
-        self.observation_space = spaces.Box(0.0, 1.0, (self.n_actions + 4,), np.float32)
+        self.targets = targets
+        # The reward settings of the current episode (its target).
+        self.reward = evaluator.reward
+        self.observation_space = spaces.Box(0.0, 1.0, (self.n_actions + 5,), np.float32)
         self.action_space = _ChoiceSpace(self.n_actions, self)
         self.population: deque[tuple[Architecture, Evaluation]] = deque()
         self._state: _State | None = None
@@ -115,6 +129,10 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
         super().reset(seed=seed)
         if not self.population:
             raise RlnasError("the population is empty: add() evaluated architectures first")
+        if self.targets is not None:
+            low, high = np.log(self.targets)
+            target = float(np.exp(self.np_random.uniform(low, high)))
+            self.reward = dataclasses.replace(self.evaluator.reward, target_ms=target)
         for _ in range(PARENT_TRIES):
             parent, evaluation = self._tournament()
             self._mask = self._first_edits(parent)
@@ -123,7 +141,8 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
         else:
             # Every neighbour of the parents tried is known: a repeat, served free.
             self._mask = self._changes(parent)
-        self._state = _State(parent, evaluation.latency_ms, evaluation.feasible, evaluation)
+        feasible = self._violation(evaluation.latency_ms, evaluation.params_bytes) <= 0
+        self._state = _State(parent, evaluation.latency_ms, feasible, evaluation)
         return self._observation(), {}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -152,12 +171,21 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
         evaluation = self.evaluator.evaluate(child)
         self.add(child, evaluation)
         self._state = None
-        return self._observation(), evaluation.reward, True, False, {"evaluation": evaluation}
+        reward = self._reward(evaluation)
+        return self._observation(), reward, True, False, {"evaluation": evaluation}
 
     def _tournament(self) -> tuple[Architecture, Evaluation]:
         size = min(self.sample_size, len(self.population))
         picks = self.np_random.choice(len(self.population), size, replace=False)
-        return max((self.population[i] for i in picks), key=lambda m: m[1].reward)
+        return max((self.population[i] for i in picks), key=lambda m: self._reward(m[1]))
+
+    def _reward(self, evaluation: Evaluation) -> float:
+        """The reward of an evaluated architecture at this episode's target."""
+        if self.reward is self.evaluator.reward:
+            return evaluation.reward
+        return self.reward.reward(
+            evaluation.accuracy, evaluation.latency_ms, evaluation.params_bytes
+        )
 
     def _changes(self, arch: Architecture) -> np.ndarray:
         """The mask of edits that change `arch`."""
@@ -175,7 +203,7 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
 
     def _violation(self, latency_ms: float, params_bytes: float) -> float:
         """How far outside the reward's hard limits (<= 0: within them)."""
-        reward = self.evaluator.reward
+        reward = self.reward
         over = 0.0
         if reward.mode == "hard":
             over = max(over, latency_ms / reward.target_ms - 1.0)
@@ -211,12 +239,15 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
         return closer if closer.any() else mask
 
     def _observation(self) -> np.ndarray:
-        obs = np.zeros(self.n_actions + 4, np.float32)
+        obs = np.zeros(self.n_actions + 5, np.float32)
         state = self._state
         if state is None:
             return obs
         obs[self.offsets + np.asarray(state.arch.choices)] = 1.0
-        target = self.evaluator.reward.target_ms
+        target = self.reward.target_ms
+        if self.targets is not None:
+            low, high = np.log(self.targets)
+            obs[-5] = (np.log(target) - low) / (high - low)
         obs[-4] = min(state.latency_ms / target, LATENCY_CAP) / LATENCY_CAP
         obs[-3] = float(state.feasible)
         obs[-2] = min(max(state.parent.accuracy, 0.0), 1.0)

@@ -107,3 +107,22 @@ def test_masked_action_and_empty_population_are_refused(shared_data):
     masked = int(np.flatnonzero(~env.action_masks())[0])
     with pytest.raises(RlnasError, match="masked"):
         env.step(masked)
+
+
+def test_a_range_of_targets_draws_one_per_episode(shared_data):
+    evaluator = make_evaluator("nb201", shared_data)
+    env = gym.make("rlnas/ArchEditor-v0", evaluator=evaluator, targets=(4.0, 12.0)).unwrapped
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        arch = Architecture.sample(rng, env.space)
+        env.add(arch, evaluator.evaluate(arch))
+    env.reset(seed=1)
+    drawn, positions = [], []
+    for _ in range(40):
+        observation, _ = env.reset()
+        drawn.append(env.reward.target_ms)
+        positions.append(observation[-5])
+        latency = observation[-4] * 4 * env.reward.target_ms
+        assert latency == pytest.approx(env._state.latency_ms, rel=1e-5)
+    assert 4.0 <= min(drawn) < 6.0 and 8.0 < max(drawn) <= 12.0
+    assert np.argsort(drawn).tolist() == np.argsort(positions).tolist()

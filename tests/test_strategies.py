@@ -180,3 +180,25 @@ def test_the_controller_proposes_only_new_architectures(shared_data):
     assert calls == len(evaluator.history) == 150
     late = [e.feasible for e in evaluator.history[75:]]
     assert sum(late) >= 0.95 * len(late)
+
+
+def test_a_latency_range_on_the_command_line(shared_data, tmp_path):
+    folder = shared_data / "nb201"
+    common = [
+        "--space", "nb201", "--budget", "30",
+        "--accuracy-file", str(folder / "nb201_cifar10_accuracy.parquet"),
+        "--latency-file", str(folder / "nb201_latency.parquet"),
+        "--latency-column", "pixel3_ms",
+    ]  # fmt: skip
+    result = CliRunner().invoke(
+        app, ["train-controller", "--latency-ms", "4:12", "--out", str(tmp_path / "r"), *common]
+    )
+    assert result.exit_code == 0, result.output
+    assert "30 architectures evaluated" in result.output
+    settings = (tmp_path / "r" / "config.json").read_text()
+    assert '"latency_min_ms": 4.0' in settings and '"latency_ms": 12.0' in settings
+    refused = CliRunner().invoke(
+        app, ["search", "--strategy", "random", "--latency-ms", "12:4", *common]
+    )
+    assert refused.exit_code == 2
+    assert "0 < low < high" in refused.stderr

@@ -51,6 +51,7 @@ def config_command(
     fixed: dict[str, Any] | None = None,
     extra: Sequence[inspect.Parameter] = (),
     doc: str = "",
+    parsed: dict[str, tuple[inspect.Parameter, Callable[[Any], dict[str, Any]]]] | None = None,
 ) -> Callable[..., None]:
     """A typer command whose options are the fields of `config_cls`.
 
@@ -61,16 +62,22 @@ def config_command(
         fixed: Flat field values set by the command itself.
         extra: Further parameters of the command (arguments, output paths, flags).
         doc: The command's help.
+        parsed: Options that replace a field's own: field name -> (the option, a function
+            of its value giving field values), e.g. one option setting two fields.
     """
+    parsed = parsed or {}
     fields = [f for f in flat_fields(config_cls) if f.name not in exclude]
     names = {f.name for f in fields}
     # Required options first: Python wants parameters without defaults first.
     parameters = sorted(
-        [_parameter(f) for f in fields], key=lambda p: p.default is not inspect.Parameter.empty
+        [parsed[f.name][0] if f.name in parsed else _parameter(f) for f in fields],
+        key=lambda p: p.default is not inspect.Parameter.empty,
     )
 
     def command(**values: Any) -> None:
-        settings = {k: v for k, v in values.items() if k in names}
+        settings = {k: v for k, v in values.items() if k in names and k not in parsed}
+        for name, (_, parse) in parsed.items():
+            settings.update(parse(values[name]))
         others = {k: v for k, v in values.items() if k not in names}
         run(from_flat(config_cls, {**settings, **(fixed or {})}), **others)
 

@@ -6,10 +6,13 @@ their config dataclasses (`rlnas.cli.options`).
 
 from __future__ import annotations
 
+import inspect
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.progress import (
     BarColumn,
@@ -22,7 +25,7 @@ from rich.progress import (
 
 from rlnas.cli.common import console, duration, reports_errors
 from rlnas.cli.options import argument, config_command, option
-from rlnas.errors import EstimatedTableWarning, ForeignTableWarning
+from rlnas.errors import EstimatedTableWarning, ForeignTableWarning, RlnasError
 from rlnas.hardware.profile import ProfileConfig, plan_profile
 from rlnas.hardware.profile import profile as run_profile
 from rlnas.results.measure import MeasureConfig, measure_run
@@ -144,6 +147,18 @@ def _search(config: SearchConfig, out: Path | None = None, tensorboard: Path | N
             f"stopped early after {len(frame)} of {config.budget} architectures: {result.stopped}"
         )
     typer.echo(f"Pareto front: {len(result.pareto)} architectures (pareto.parquet, pareto.png)")
+    if config.latency_min_ms is not None:
+        front = result.pareto[result.pareto["feasible"]]
+        for target in np.linspace(config.latency_min_ms, config.latency_ms, 5):
+            within = front[front["latency_ms"] <= target]
+            typer.echo(
+                f"  within {target:6.3g} ms: "
+                + (
+                    f"{config.score_name()} {within['accuracy'].max():.4f}"
+                    if len(within)
+                    else "none found"
+                )
+            )
     within = bool(best["feasible"]) and best["latency_ms"] <= config.latency_ms
     if not within:
         typer.echo(f"no architecture within {config.latency_ms:g} ms was found")
@@ -155,6 +170,33 @@ def _search(config: SearchConfig, out: Path | None = None, tensorboard: Path | N
 
 
 _OUT = option("out", Path | None, "Run folder (default: runs/<name>).", None)
+
+
+def _latency_target(text: str) -> dict[str, Any]:
+    """`6` -> one target; `4:12` -> every target from 4 to 12 ms in one run."""
+    low, colon, high = text.partition(":")
+    try:
+        values = [float(v) for v in ((low, high) if colon else (low,))]
+    except ValueError:
+        raise RlnasError(
+            f"--latency-ms {text!r} is not a target in ms: give one (6) or a range (4:12)"
+        ) from None
+    return {"latency_ms": values[-1], "latency_min_ms": values[0] if colon else None}
+
+
+_LATENCY: dict[str, tuple[inspect.Parameter, Callable[[Any], dict[str, Any]]]] = {
+    "latency_ms": (
+        option(
+            "latency_ms",
+            str,
+            "Latency target T in ms, or a range LO:HI: one controller for every target "
+            "in it, and the Pareto front over the range (ppo only).",
+            inspect.Parameter.empty,
+            "--latency-ms",
+        ),
+        _latency_target,
+    )
+}
 _TENSORBOARD = option(
     "tensorboard",
     Path | None,
@@ -167,6 +209,8 @@ search = reports_errors(
     config_command(
         SearchConfig,
         _search,
+        exclude=["latency_min_ms"],
+        parsed=_LATENCY,
         extra=[_OUT, _TENSORBOARD],
         doc="Search with a strategy: ppo (the controller), random or evolution; writes a run "
         "folder.",
@@ -176,8 +220,9 @@ train_controller = reports_errors(
     config_command(
         SearchConfig,
         _search,
-        exclude=["strategy"],
+        exclude=["strategy", "latency_min_ms"],
         fixed={"strategy": "ppo"},
+        parsed=_LATENCY,
         extra=[_OUT, _TENSORBOARD],
         doc="Train the PPO controller on a device's latency table; writes a run folder.",
     )

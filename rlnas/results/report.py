@@ -80,7 +80,7 @@ def report_markdown(run: RunFolder, frame: pd.DataFrame) -> str:
     lines = [
         f"# End-to-end results: {run.path.name}",
         "",
-        f"Search: {config.strategy} on space `{config.space}`, target {config.latency_ms:g} ms, "
+        f"Search: {config.strategy} on space `{config.space}`, target {config.target_text()} ms, "
         f"reward {config.reward}, budget {config.budget}, seed {config.seed}; score = "
         f"{config.score_name()}. Latencies are measured end to end (median of passes); "
         "predictions come from the device's lookup table.",

@@ -33,7 +33,11 @@ class SearchConfig:
     """One search.
 
     Attributes:
-        latency_ms: Latency target T in milliseconds.
+        latency_ms: Latency target T in milliseconds (the upper end of a range).
+        latency_min_ms: Lower end of a range of targets (`--latency-ms 4:12`): the PPO
+            controller learns one policy for every target in [latency_min_ms,
+            latency_ms] (each episode draws one) and the run's Pareto front covers
+            the range. None: one target.
         strategy: ppo (the controller), random or evolution.
         device: Target device; picks the lookup table with `precision`.
         precision: Precision of the table; None picks the first of the device's
@@ -70,6 +74,7 @@ class SearchConfig:
     """
 
     latency_ms: float
+    latency_min_ms: float | None = None
     strategy: str = "ppo"
     device: str = "cpu"
     precision: str | None = None
@@ -106,6 +111,20 @@ class SearchConfig:
                 f"latency_ms must be a finite target > 0 ms, got {self.latency_ms:g}; "
                 "e.g. --latency-ms 6"
             )
+        if self.latency_min_ms is not None:
+            if not 0 < self.latency_min_ms < self.latency_ms:
+                raise RlnasError(
+                    f"a latency range needs 0 < low < high, got {self.latency_min_ms:g}:"
+                    f"{self.latency_ms:g} ms; e.g. --latency-ms 4:12"
+                )
+            if self.strategy != "ppo":
+                raise RlnasError(
+                    f"a latency range ({self.latency_min_ms:g}:{self.latency_ms:g} ms) trains "
+                    f"one controller for every target; the {self.strategy} strategy has one "
+                    "target per run: run it once per target, or use --strategy ppo"
+                )
+            if self.ppo.env != "editor":
+                raise RlnasError("a latency range needs the editor environment (--ppo-env editor)")
         if self.memory_mb is not None and not (
             math.isfinite(self.memory_mb) and self.memory_mb > 0
         ):
@@ -155,8 +174,13 @@ class SearchConfig:
             return f"predicted accuracy ({Path(str(self.predictor)).name})"
         return f"proxy score ({self.proxy}, percentile; not an accuracy)"
 
+    def target_text(self) -> str:
+        """The target as the command line writes it: `6` or `4:12`."""
+        low = f"{self.latency_min_ms:g}:" if self.latency_min_ms is not None else ""
+        return f"{low}{self.latency_ms:g}"
+
     def default_out(self) -> Path:
         return Path("runs") / (
             f"{self.strategy}-{self.device}-{self.precision}-{Path(self.space).stem}"
-            f"-{self.latency_ms:g}ms-s{self.seed}"
+            f"-{self.target_text()}ms-s{self.seed}"
         )

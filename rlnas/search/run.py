@@ -125,6 +125,8 @@ def run_search(
         checkpoint=out / run_folder.CONTROLLER,
     )
     strategy.tensorboard = tensorboard
+    if config.latency_min_ms is not None:
+        strategy.targets = (config.latency_min_ms, config.latency_ms)
     strategy.run(progress)
     if scorer is not None:
         scorer.flush()

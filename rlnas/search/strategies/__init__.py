@@ -159,6 +159,8 @@ class Strategy(ABC):
         self.checkpoint = checkpoint
         # Where a learning strategy logs its training for TensorBoard (None: nowhere).
         self.tensorboard: Path | None = None
+        # A range of latency targets (low, high) ms for a strategy that learns them all.
+        self.targets: tuple[float, float] | None = None
         # Repeats are free, so a strategy that keeps proposing known architectures would
         # never spend its budget: it stops after `patience` proposals in a row that bring
         # nothing new, and in any case after `max_proposals`.

@@ -95,7 +95,11 @@ class PPOController(Strategy):
         """The editing environment, its population started with random architectures."""
         settings = self.settings
         env = ArchEditorEnv(
-            self.evaluator, self.space, settings.population_size, settings.sample_size
+            self.evaluator,
+            self.space,
+            settings.population_size,
+            settings.sample_size,
+            self.targets,
         )
         rng = np.random.default_rng(self.seed)
         for _ in range(self.max_proposals):
