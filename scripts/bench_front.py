@@ -145,10 +145,8 @@ def main() -> None:
             for j in range(2):
                 q1, median, q3 = np.percentile(values[:, j], [25, 50, 75])
                 cells.append(f"{median:.3f} [{q1:.3f}, {q3:.3f}]")
-            print(
-                f"| {latency_column} | {low:.3f}:{high:.3f} | {strategy} | {cells[0]} | {cells[1]} |",
-                flush=True,
-            )
+            row = [latency_column, f"{low:.3f}:{high:.3f}", strategy, *cells]
+            print("| " + " | ".join(row) + " |", flush=True)
 
 
 def _key(arch: str, space, key: str):
