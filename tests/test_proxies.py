@@ -203,3 +203,17 @@ def test_closed_form_proxies_equal_built_networks(name):
         batch = make_batch(None, 1, scorer.config.resolution, 0, 1000)
         built = PROXIES[name].fn(build_network(arch, scorer.config.resolution), batch)
         assert scorer.raw(arch)[name] == built
+
+
+def test_synflow_sees_through_relu6():
+    """ReLU6 clips synflow's all-ones flow at 6 (gradient 0): the network is linearised, so a
+    ReLU6 network scores as the same network with SiLU, and MobileNetV2 is not floored."""
+    mobilenetv2 = Architecture.decode(get_baseline("mobilenetv2").arch, "mobilenet")
+    assert mobilenetv2.tokens[mobilenetv2.space.decisions[0].name] == "relu6"
+    silu = Architecture(mobilenetv2.space, (1 - mobilenetv2.choices[0], *mobilenetv2.choices[1:]))
+    batch = Batch(torch.zeros(1, 3, 32, 32), torch.zeros(1, dtype=torch.long))
+    relu6_score = PROXIES["synflow"].fn(build_network(mobilenetv2, 32), batch)
+    silu_score = PROXIES["synflow"].fn(build_network(silu, 32), batch)
+    assert relu6_score == pytest.approx(silu_score, rel=1e-9)
+    assert relu6_score > 1e20  # clipped, it was about 1e5
+    assert PROXIES["synflow"].cache_name == "synflow@v2"

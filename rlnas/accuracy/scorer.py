@@ -102,8 +102,9 @@ class ProxyScorer:
     def key(self, arch: Architecture, proxy: str) -> ScoreKey:
         """The cache key of one raw score."""
         c = self.config
+        name = PROXIES[proxy].cache_name if proxy in PROXIES else proxy
         return ScoreKey(
-            self.space.digest, str(arch), proxy, self.data_id, c.resolution, c.batch_size, c.seed
+            self.space.digest, str(arch), name, self.data_id, c.resolution, c.batch_size, c.seed
         )
 
     def raw(self, arch: Architecture, proxies: Sequence[str] | None = None) -> dict[str, float]:
