@@ -26,7 +26,8 @@ edits pay.
 `action_masks()` (read by sb3-contrib's MaskablePPO) allows only edits that
 change the architecture and lead to one not evaluated yet (so the controller
 always proposes new architectures while the population has a new neighbour),
-or, in the first step, outside the limits (to be repaired). Repairs must lead
+or, in the first step, outside the limits (to be repaired). From a parent
+outside the limits (the random start), the first edit must bring it closer. Repairs must lead
 within the limits; failing that, closer to them; failing that, anywhere new.
 The limits are read from the latency and parameter models, which cost no
 budget.
@@ -135,7 +136,7 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
             self.reward = dataclasses.replace(self.evaluator.reward, target_ms=target)
         for _ in range(PARENT_TRIES):
             parent, evaluation = self._tournament()
-            self._mask = self._first_edits(parent)
+            self._mask = self._first_edits(parent, evaluation)
             if self._mask.any():
                 break
         else:
@@ -211,15 +212,18 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
             over = max(over, params_bytes / reward.memory_bytes - 1.0)
         return over
 
-    def _first_edits(self, parent: Architecture) -> np.ndarray:
-        """Edits of the parent to a new architecture, or outside the limits (repaired next)."""
+    def _first_edits(self, parent: Architecture, evaluation: Evaluation) -> np.ndarray:
+        """Edits of the parent to a new architecture, or outside the limits (repaired next);
+        from a parent outside the limits, only edits that bring it closer (where any do)."""
         mask = self._changes(parent)
+        after = np.full(self.n_actions, np.inf)
         for index in np.flatnonzero(mask):
             child = self._child(parent, int(index))
-            mask[index] = (
-                str(child) not in self.evaluator.cache or self._violation(*self._costs(child)) > 0
-            )
-        return mask
+            after[index] = self._violation(*self._costs(child))
+            mask[index] = str(child) not in self.evaluator.cache or after[index] > 0
+        before = self._violation(evaluation.latency_ms, evaluation.params_bytes)
+        closer = mask & (after < before)
+        return closer if before > 0 and closer.any() else mask
 
     def _repairs(self, arch: Architecture, violation: float, within: bool) -> np.ndarray:
         """Edits of `arch` (outside the limits) to a new architecture within them; unless
