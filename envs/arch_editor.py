@@ -167,6 +167,7 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
                 if state.feasible:
                     # A dead end: nothing is evaluated, and the reward is the hard
                     # reward's floor for this violation (no score can lift it).
+                    self.evaluator.nothing_new()
                     self._state = None
                     return self._observation(), -1.0 - violation, True, False, {"evaluation": None}
         evaluation = self.evaluator.evaluate(child)

@@ -93,6 +93,10 @@ class Evaluator:
     def exhausted(self) -> bool:
         return len(self.history) >= self.budget
 
+    def nothing_new(self) -> None:
+        """Counts a proposal that was dropped before evaluation (it brought nothing new)."""
+        self.repeats += 1
+
     def evaluate(self, arch: Architecture) -> Evaluation:
         """The evaluation of `arch`, from the cache or computed (spending one unit of budget)."""
         text = str(arch)
