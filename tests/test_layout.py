@@ -65,8 +65,9 @@ def _command_parameters(name: str) -> dict[str, object]:
 @pytest.mark.parametrize(
     ("command", "config", "excluded"),
     [
-        ("search", SearchConfig, ()),
-        ("train-controller", SearchConfig, ("strategy",)),
+        # latency_min_ms is set by --latency-ms LO:HI.
+        ("search", SearchConfig, ("latency_min_ms",)),
+        ("train-controller", SearchConfig, ("strategy", "latency_min_ms")),
         ("profile", ProfileConfig, ()),
         ("measure", MeasureConfig, ()),
     ],

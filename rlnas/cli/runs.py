@@ -25,7 +25,7 @@ from rich.progress import (
 
 from rlnas.cli.common import console, duration, reports_errors
 from rlnas.cli.options import argument, config_command, option
-from rlnas.errors import EstimatedTableWarning, ForeignTableWarning, RlnasError
+from rlnas.errors import EstimatedTableWarning, ForeignTableWarning
 from rlnas.hardware.profile import ProfileConfig, plan_profile
 from rlnas.hardware.profile import profile as run_profile
 from rlnas.results.measure import MeasureConfig, measure_run
@@ -178,8 +178,9 @@ def _latency_target(text: str) -> dict[str, Any]:
     try:
         values = [float(v) for v in ((low, high) if colon else (low,))]
     except ValueError:
-        raise RlnasError(
-            f"--latency-ms {text!r} is not a target in ms: give one (6) or a range (4:12)"
+        raise typer.BadParameter(
+            f"{text!r} is not a target in ms: give one (6) or a range (4:12)",
+            param_hint="--latency-ms",
         ) from None
     return {"latency_ms": values[-1], "latency_min_ms": values[0] if colon else None}
 
