@@ -16,7 +16,7 @@ rewards are 0.
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -30,11 +30,15 @@ from rlnas.search.evaluate import Evaluator
 LATENCY_CAP = 4.0
 
 
+class _Masked(Protocol):
+    def action_masks(self) -> np.ndarray: ...
+
+
 class _ChoiceSpace(spaces.Discrete):
     """Discrete actions whose default `sample()` respects the environment's current mask
     (shared with the editor environment)."""
 
-    def __init__(self, n: int, env: ArchBuilderEnv):
+    def __init__(self, n: int, env: _Masked):
         super().__init__(n)
         self._env = weakref.ref(env)
 
