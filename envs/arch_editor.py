@@ -27,8 +27,9 @@ edits pay.
 change the architecture and lead to one not evaluated yet (so the controller
 always proposes new architectures while the population has a new neighbour),
 or, in the first step, outside the limits (to be repaired). From a parent
-outside the limits (the random start), the first edit must bring it closer. Repairs must lead
-within the limits; failing that, closer to them; failing that, anywhere new.
+outside the limits (the random start), the first edit must bring it closer.
+Repairs must lead within the limits; failing that, closer to them; failing
+that, anywhere new.
 The limits are read from the latency and parameter models, which cost no
 budget.
 
@@ -55,13 +56,13 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rlnas.envs.arch_builder import _ChoiceSpace
+from rlnas.envs.arch_builder import LATENCY_CAP, _ChoiceSpace
 from rlnas.errors import RlnasError
 from rlnas.model.arch import Architecture
 from rlnas.model.space import Space, get_space
 from rlnas.search.evaluate import Evaluation, Evaluator
+from rlnas.search.strategies import check_tournament
 
-LATENCY_CAP = 4.0
 # Parents tried before an episode may propose an architecture already evaluated.
 PARENT_TRIES = 20
 
@@ -90,11 +91,7 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
         targets: tuple[float, float] | None = None,
     ):
         super().__init__()
-        if not 1 <= sample_size <= population_size:
-            raise RlnasError(
-                f"sample_size must be in 1..population_size, got sample_size={sample_size}, "
-                f"population_size={population_size}"
-            )
+        check_tournament(sample_size, population_size, "editor")
         self.evaluator = evaluator
         self.space = get_space(space) if space is not None else evaluator.params.space
         self.population_size = population_size
@@ -156,9 +153,9 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
         child = self._child(state.arch, index)
         if not state.repairing:
             latency, params_bytes = self._costs(child)
-            if self._violation(latency, params_bytes) > 0:
+            violation = self._violation(latency, params_bytes)
+            if violation > 0:
                 # Outside the limits: one more edit must bring it back before it is evaluated.
-                violation = self._violation(latency, params_bytes)
                 repairs = self._repairs(child, violation, within=state.feasible)
                 if repairs.any():
                     self._mask = repairs
@@ -213,15 +210,23 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
             over = max(over, params_bytes / reward.memory_bytes - 1.0)
         return over
 
+    def _neighbours(self, arch: Architecture) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per action: whether it changes `arch`, whether that child is already evaluated,
+        and the child's violation of the limits (inf where it does not change `arch`)."""
+        changes = self._changes(arch)
+        known = np.zeros(self.n_actions, bool)
+        violation = np.full(self.n_actions, np.inf)
+        for index in np.flatnonzero(changes):
+            child = self._child(arch, int(index))
+            known[index] = str(child) in self.evaluator.cache
+            violation[index] = self._violation(*self._costs(child))
+        return changes, known, violation
+
     def _first_edits(self, parent: Architecture, evaluation: Evaluation) -> np.ndarray:
         """Edits of the parent to a new architecture, or outside the limits (repaired next);
         from a parent outside the limits, only edits that bring it closer (where any do)."""
-        mask = self._changes(parent)
-        after = np.full(self.n_actions, np.inf)
-        for index in np.flatnonzero(mask):
-            child = self._child(parent, int(index))
-            after[index] = self._violation(*self._costs(child))
-            mask[index] = str(child) not in self.evaluator.cache or after[index] > 0
+        changes, known, after = self._neighbours(parent)
+        mask = changes & (~known | (after > 0))
         before = self._violation(evaluation.latency_ms, evaluation.params_bytes)
         closer = mask & (after < before)
         return closer if before > 0 and closer.any() else mask
@@ -230,16 +235,11 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
         """Edits of `arch` (outside the limits) to a new architecture within them; unless
         `within` (the parent was within them), failing that, to one less outside them,
         and failing that, any edit to a new architecture."""
-        mask = self._changes(arch)
-        after = np.full(self.n_actions, np.inf)
-        for index in np.flatnonzero(mask):
-            child = self._child(arch, int(index))
-            if str(child) in self.evaluator.cache:
-                mask[index] = False
-            else:
-                after[index] = self._violation(*self._costs(child))
-        if within or (after <= 0).any():
-            return mask & (after <= 0)
+        changes, known, after = self._neighbours(arch)
+        mask = changes & ~known
+        inside = mask & (after <= 0)
+        if within or inside.any():
+            return inside
         closer = mask & (after < violation)
         return closer if closer.any() else mask
 

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from validate_search import SHARED, nbmacro_files
 
+from rlnas.model.arch import Architecture
 from rlnas.model.space import get_space
 from rlnas.search.config import SearchConfig
 from rlnas.search.run import build_evaluator
@@ -150,11 +151,7 @@ def main() -> None:
 
 
 def _key(arch: str, space, key: str):
-    if key == "arch_str":
-        return arch
-    from rlnas.model.arch import Architecture
-
-    return Architecture.decode(arch, space).index
+    return arch if key == "arch_str" else Architecture.decode(arch, space).index
 
 
 if __name__ == "__main__":

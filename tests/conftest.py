@@ -87,3 +87,17 @@ def nb201_config(shared: Path, strategy: str, budget: int = 40, seed: int = 0):
         latency_file=folder / "nb201_latency.parquet",
         latency_column="pixel3_ms",
     )
+
+
+def count_evaluate_calls(evaluator) -> list[int]:
+    """Wraps `evaluator.evaluate` to count its calls (new and repeated); returns the counter,
+    a one-element list."""
+    calls = [0]
+    evaluate = evaluator.evaluate
+
+    def counted(arch):
+        calls[0] += 1
+        return evaluate(arch)
+
+    evaluator.evaluate = counted
+    return calls
