@@ -13,7 +13,7 @@ BUILTIN = Path(__file__).resolve().parents[1] / "rlnas" / "spaces"
 
 
 def test_builtin_spaces_listed():
-    assert list_spaces() == ["mobilenet", "nb201", "nbmacro", "resnet"]
+    assert list_spaces() == ["fbnet", "mobilenet", "nb201", "nbmacro", "resnet"]
     assert list_spaces("nb*") == ["nb201", "nbmacro"]
 
 
@@ -24,6 +24,7 @@ SIZES = {
     "resnet": 3**4 * 2 ** (2 + 3 + 5 + 2),
     "nb201": 5**6,
     "nbmacro": 3**8,  # NAS-Bench-Macro: 3 choices (two blocks, skip) in each of 8 layers
+    "fbnet": 9**22,  # FBNet: 8 blocks and skip in each of 22 layers
 }
 
 

@@ -5,8 +5,10 @@ same whether it is timed alone (profiling) or inside a whole network.
 Definitions follow the papers: MobileNetV2 (Sandler et al. 2018) for the
 inverted residual, EfficientNet (Tan & Le 2019) for squeeze-and-excitation
 (squeeze to a quarter of the block's input channels), EfficientNetV2 (Tan &
-Le 2021) for the fused MBConv, ResNet (He et al. 2016) for the basic block,
-NAS-Bench-201 (Dong & Yang 2020) for its cell ops and reduction block.
+Le 2021) for the fused MBConv, FBNet (Wu et al. 2019) and ShuffleNet (Zhang et
+al. 2018) for the grouped inverted residual and its channel shuffle, ResNet
+(He et al. 2016) for the basic block, NAS-Bench-201 (Dong & Yang 2020) for its
+cell ops and reduction block.
 """
 
 from __future__ import annotations
@@ -81,6 +83,41 @@ class MBConv(nn.Module):
             layers.append(SqueezeExcite(hidden, max(1, key.cin // 4), key.act))
         if key.op == "ir" or key.expand != 1:
             layers.append(ConvBNAct(hidden, key.cout, 1))
+        self.body = nn.Sequential(*layers)
+        self.residual = key.stride == 1 and key.cin == key.cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        return x + y if self.residual else y
+
+
+class ChannelShuffle(nn.Module):
+    """ShuffleNet's channel shuffle: interleaves the channels of `groups` groups."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+class IRFBlock(nn.Module):
+    """FBNet's inverted residual (`irf`, `irf_g2`): a 1x1 expansion at every expansion ratio
+    (1 included), in `groups` groups followed by a channel shuffle where grouped; a kxk
+    depthwise convolution; a 1x1 projection in the same groups; residual when shapes allow."""
+
+    def __init__(self, key: LayerKey, groups: int = 1):
+        super().__init__()
+        hidden = key.cin * key.expand
+        layers: list[nn.Module] = [ConvBNAct(key.cin, hidden, 1, groups=groups, act=key.act)]
+        if groups > 1:
+            layers.append(ChannelShuffle(groups))
+        layers += [
+            ConvBNAct(hidden, hidden, key.kernel, key.stride, hidden, key.act),
+            ConvBNAct(hidden, key.cout, 1, groups=groups),
+        ]
         self.body = nn.Sequential(*layers)
         self.residual = key.stride == 1 and key.cin == key.cout
 

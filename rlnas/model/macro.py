@@ -7,7 +7,8 @@ and `stageN.slotM`. Canonical string, e.g. for two stages:
 first slot it is allowed only where the stage says `skip_first = true`, and
 there, where the stride or the width changes, it is a projection: a 1x1
 convolution with the stride, and batch norm, without activation (as in
-NAS-Bench-Macro).
+NAS-Bench-Macro), or with the network's activation where the space says
+`projection_activated = true` (as in FBNet).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from rlnas.model.ops import LayerKey, build_layer, out_size
 from rlnas.model.space import Decision, SiblingReader, Space, SpaceReader
 
 ACTIVATIONS = ("relu", "relu6", "silu")
-BLOCK_OPS = ("ir", "er", "basic")
+BLOCK_OPS = ("ir", "er", "irf", "basic")
 SKIP = "skip"
 
 
@@ -32,29 +33,31 @@ class Block:
     """A block family member of a macro space (not skip).
 
     Attributes:
-        op: `ir` (inverted residual, MBConv), `er` (fused MBConv) or `basic`
-            (ResNet basic block).
+        op: `ir` (inverted residual, MBConv), `er` (fused MBConv), `irf` (FBNet's
+            inverted residual, `rlnas.model.blocks.IRFBlock`) or `basic` (ResNet basic block).
         kernel: Spatial kernel size of the block's main convolution.
         expand: Channel expansion ratio (1 for basic).
         se: Whether the block has squeeze-and-excitation.
+        groups: Groups of an `irf` block's 1x1 convolutions (1 or 2).
     """
 
     op: str
     kernel: int
     expand: int
     se: bool
+    groups: int = 1
 
     @property
     def token(self) -> str:
         if self.op == "basic":
             return f"basic_k{self.kernel}"
-        return f"{self.op}_k{self.kernel}_e{self.expand}" + ("_se" if self.se else "")
+        grouped = f"_g{self.groups}" if self.groups > 1 else ""
+        return f"{self.op}_k{self.kernel}_e{self.expand}" + ("_se" if self.se else "") + grouped
 
     def key(self, cin: int, cout: int, size: int, stride: int, act: str) -> LayerKey:
         """The layer of this block at a position of the network."""
-        return LayerKey(
-            self.op, cin, cout, size, size, self.kernel, stride, self.expand, self.se, act
-        )
+        op = f"{self.op}_g{self.groups}" if self.groups > 1 else self.op
+        return LayerKey(op, cin, cout, size, size, self.kernel, stride, self.expand, self.se, act)
 
 
 @dataclass(frozen=True)
@@ -74,12 +77,12 @@ class Stage:
     skip_first: bool = False
 
 
-def projection(cin: int, cout: int, size: int, stride: int) -> LayerKey | None:
+def projection(cin: int, cout: int, size: int, stride: int, act: str = "none") -> LayerKey | None:
     """The layer of a skip in a stage's first slot: none where the shape stays, else a 1x1
-    convolution with the stride and batch norm, without activation."""
+    convolution with the stride and batch norm, with activation `act`."""
     if stride == 1 and cin == cout:
         return None
-    return LayerKey("conv", cin, cout, size, size, 1, stride, act="none")
+    return LayerKey("conv", cin, cout, size, size, 1, stride, act=act)
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,9 +98,17 @@ class MacroSpace(Space):
         head_width: Channels of the 1x1 head convolution; 0 for no head conv.
         stages: The stages, input to output.
         blocks: The block choices of a slot, skip excluded.
+        projection_activated: Whether a skip's projection has the network's activation.
     """
 
-    KEYS: ClassVar[set[str]] = {"activations", "stem", "head", "blocks", "stages"}
+    KEYS: ClassVar[set[str]] = {
+        "activations",
+        "stem",
+        "head",
+        "blocks",
+        "stages",
+        "projection_activated",
+    }
     COMPARES_WITH_BASELINES: ClassVar[bool] = True
 
     activations: tuple[str, ...] = ()
@@ -108,6 +119,7 @@ class MacroSpace(Space):
     head_width: int = 0
     stages: tuple[Stage, ...] = ()
     blocks: tuple[Block, ...] = ()
+    projection_activated: bool = False
 
     # -- canonical strings
 
@@ -161,6 +173,10 @@ class MacroSpace(Space):
     def activation(self, choices: tuple[int, ...]) -> str:
         return self.activations[choices[0]]
 
+    def skip_act(self, act: str) -> str:
+        """The activation of a skip's projection in a network of activation `act`."""
+        return act if self.projection_activated else "none"
+
     # -- layers
 
     def stem_layers(self, act: str, resolution: int) -> tuple[list[LayerKey], int]:
@@ -190,7 +206,8 @@ class MacroSpace(Space):
             for slot, block in enumerate(blocks):
                 stride = stage.stride if slot == 0 else 1
                 if block is None:
-                    key = projection(cin, width, r, stride) if slot == 0 else None
+                    skip_act = self.skip_act(act)
+                    key = projection(cin, width, r, stride, skip_act) if slot == 0 else None
                     if key is None:
                         continue
                 else:
@@ -209,8 +226,9 @@ class MacroSpace(Space):
                 for cin in cins:
                     for width in stage.widths:
                         keys.update(b.key(cin, width, r, stage.stride, act) for b in self.blocks)
-                        if stage.skip_first:
-                            keys.update(k for k in [projection(cin, width, r, stage.stride)] if k)
+                        skip = projection(cin, width, r, stage.stride, self.skip_act(act))
+                        if stage.skip_first and skip:
+                            keys.add(skip)
                 r = out_size(r, stage.stride)
                 if stage.slots > 1:
                     for width in stage.widths:
@@ -241,7 +259,7 @@ class MacroSpace(Space):
             """Cost of each choice of a stage's first slot (skip: its projection, if any)."""
             costs = slot(act, cin, width, size, stage.stride)
             if stage.skip_first:
-                key = projection(cin, width, size, stage.stride)
+                key = projection(cin, width, size, stage.stride, self.skip_act(act))
                 costs.append(cost(key) if key else 0.0)
             return costs
 
@@ -342,16 +360,26 @@ class MacroSpace(Space):
             head_width=head.get("width", int, minimum=0),
             stages=tuple(stages),
             blocks=tuple(blocks),
+            projection_activated=(
+                reader.get("projection_activated", bool)
+                if "projection_activated" in reader.data
+                else False
+            ),
         )
         return extra, tuple(decisions), {}
 
 
 def _family(op: str, table: dict[str, Any], sub: SpaceReader) -> list[Block]:
     """Every combination of one block table's kernels, expansions and SE settings."""
-    sub.only({"kernel", "expand", "se"})
+    sub.only({"kernel", "expand", "se", "groups"})
     kernels = sub.get_list("kernel", int, minimum=1)
     expands = sub.get_list("expand", int, minimum=1) if "expand" in table else [1]
     ses = sub.get_list("se", bool) if "se" in table else [False]
+    groups = sub.get_list("groups", int, choices=(1, 2)) if "groups" in table else [1]
     if op == "basic" and (expands != [1] or ses != [False]):
         raise SpaceError(f"{sub.source}: the basic block takes only 'kernel'")
-    return [Block(op, k, e, s) for k in kernels for e in expands for s in ses]
+    if groups != [1] and op != "irf":
+        raise SpaceError(f"{sub.source}: only irf blocks take 'groups'")
+    if op == "irf" and ses != [False]:
+        raise SpaceError(f"{sub.source}: irf blocks have no squeeze-and-excitation ('se')")
+    return [Block(op, k, e, s, g) for k in kernels for e in expands for s in ses for g in groups]

@@ -166,6 +166,18 @@ def _er_primitives(key: LayerKey, net: Net) -> None:
         net.add()
 
 
+def _irf_params(key: LayerKey, groups: int) -> int:
+    hidden = key.cin * key.expand
+    expand = key.cin * hidden // groups + 2 * hidden
+    return expand + _k2(key) * hidden + 2 * hidden + hidden * key.cout // groups + 2 * key.cout
+
+
+def _irf_macs(key: LayerKey, groups: int) -> int:
+    hidden, pixels = key.cin * key.expand, _pixels(key)
+    expand = key.h * key.w * hidden * key.cin // groups
+    return expand + pixels * hidden * _k2(key) + pixels * key.cout * hidden // groups
+
+
 def _projects(key: LayerKey) -> bool:
     """A basic block's shortcut needs a 1x1 projection."""
     return key.stride != 1 or key.cin != key.cout
@@ -253,6 +265,20 @@ LAYER_OPS: dict[str, LayerOp] = {
             _mb_params,
             _mb_macs,
             _er_primitives,
+        ),
+        LayerOp(
+            "irf",
+            "FBNet inverted residual: a 1x1 expansion at every ratio, 1 included",
+            blocks.IRFBlock,
+            lambda k: _irf_params(k, 1),
+            lambda k: _irf_macs(k, 1),
+        ),
+        LayerOp(
+            "irf_g2",
+            "FBNet inverted residual with both 1x1 convolutions in 2 groups, channel shuffle",
+            lambda k: blocks.IRFBlock(k, groups=2),
+            lambda k: _irf_params(k, 2),
+            lambda k: _irf_macs(k, 2),
         ),
         LayerOp(
             "basic",
