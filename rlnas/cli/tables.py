@@ -1,4 +1,4 @@
-"""`rlnas tables`: list, show, check, calibrate and estimate lookup tables."""
+"""`rlnas tables`: list, show, check, calibrate, estimate and fit lookup tables."""
 
 from __future__ import annotations
 
@@ -149,3 +149,59 @@ def tables_estimate(
     )
     typer.echo(calibrated.errors.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     typer.echo(f"wrote {path} (source: estimated; {calibrated.describe()})")
+
+
+@tables_app.command("fit")
+@reports_errors
+def tables_fit(
+    timings: Annotated[
+        Path, typer.Argument(help="CSV or Parquet of timed networks: arch, latency_ms.")
+    ],
+    device: Annotated[str, typer.Option(help="Name of the device that timed them.")],
+    space: Annotated[str, typer.Option(help="Space name or file of the networks.")] = "mobilenet",
+    precision: Annotated[str, typer.Option(help="Precision they ran at.")] = "fp32",
+    resolution: Annotated[int | None, typer.Option(help="Resolution (default: space's).")] = None,
+    prior: Annotated[
+        str, typer.Option(help="'macs', or a table (name or file) of the same space to pull to.")
+    ] = "macs",
+    host: Annotated[str, typer.Option(help="What timed them, in words.")] = "",
+    out: Annotated[Path | None, typer.Option(help="Output table file.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
+) -> None:
+    """Fit a table (source: fitted) to whole-network timings, for devices that cannot be
+    profiled layer by layer."""
+    import re
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from rlnas.files import check_output
+    from rlnas.hardware.catalog import user_tables_dir
+    from rlnas.hardware.fit import fit_latencies, prior_costs, read_timings, write_fitted_table
+    from rlnas.hardware.table import table_name
+    from rlnas.model.space import get_space
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", device):
+        raise RlnasError(
+            f"--device '{device}' must be lower-case letters, digits, '.', '_' or '-' "
+            "(it names the table file), e.g. jetson-orin"
+        )
+    target = get_space(space)
+    resolution = target.check_resolution(resolution)
+    name = table_name(device, precision, target.name, resolution, 1)
+    path = check_output(Path(out) if out else user_tables_dir() / f"{name}.parquet", force)
+    archs, latency = read_timings(timings, target)
+    costs, prior_name = prior_costs(prior, target, resolution)
+    with Progress(BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task("", total=1)
+        result = fit_latencies(
+            archs,
+            latency,
+            resolution,
+            costs,
+            prior_name,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    what = host or f"{device}, timed end to end ({timings.name})"
+    write_fitted_table(result, target, resolution, device, precision, what, path)
+    typer.echo(f"wrote {path} (source: fitted; {result.describe()})")
+    typer.echo(f"use it with `rlnas search --space {target.name} --table {path}`")

@@ -22,7 +22,7 @@ from rlnas.errors import ForeignTableWarning, TableError
 from rlnas.hardware.backends import Workload, check_precision, get_backend
 from rlnas.hardware.calibration import Calibration, fit_calibration
 from rlnas.hardware.catalog import shipped_tables_dir
-from rlnas.hardware.devices import get_device, measuring_host, resolve_precision
+from rlnas.hardware.devices import get_device, list_devices, measuring_host, resolve_precision
 from rlnas.hardware.host import (
     calibration_path,
     load_host_calibration,
@@ -192,7 +192,7 @@ class HostTable:
 def calibrates_here(meta: TableMeta) -> bool:
     """Whether this host calibrates the table for itself: a measured table from another
     host, of a device this host can measure."""
-    if meta.source != "measured" or measured_here(meta):
+    if meta.source != "measured" or measured_here(meta) or meta.device not in list_devices():
         return False
     return get_device(meta.device).missing() is None
 
@@ -216,7 +216,7 @@ def table_for_host(
     meta = table.meta
     own = table.calibration.describe() if table.calibration else "none (raw sum of layers)"
     if not calibrates_here(meta):
-        if get_device(meta.device).missing() is not None:
+        if meta.device not in list_devices() or get_device(meta.device).missing() is not None:
             return HostTable(table, f"the table's own ({meta.device} is not here): {own}")
         return HostTable(table, f"the table's own: {own}")
     stored = load_host_calibration(meta)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from rlnas.errors import RlnasError, unknown
 from rlnas.hardware.catalog import default_precision
-from rlnas.hardware.devices import get_device, resolve_precision
+from rlnas.hardware.devices import get_device, list_devices, resolve_precision
+from rlnas.hardware.table import read_meta
 from rlnas.model.space import DEFAULT_SPACE, get_space
 from rlnas.search.rewards import REWARD_MODES
 from rlnas.search.strategies import STRATEGIES, EvolutionSettings, PPOSettings
@@ -137,7 +138,9 @@ class SearchConfig:
             raise RlnasError(
                 unknown("accuracy unit", self.accuracy_unit, ("auto", "percent", "fraction"))
             )
-        resolve_precision(get_device(self.device), self.precision or None)
+        if self.table is None or self.device in list_devices():
+            # A device rlnas cannot reach has only the tables given for it (a fitted one).
+            resolve_precision(get_device(self.device), self.precision or None)
         space = get_space(self.space)
         space.check_resolution(self.resolution)
         if self.strategy == "ppo":
@@ -148,6 +151,8 @@ class SearchConfig:
         accuracy = self.accuracy_kind()
         latency = self.latency or ("benchmark" if self.latency_file else "table")
         precision = self.precision
+        if precision is None and self.table is not None and self.device not in list_devices():
+            precision = read_meta(self.table).precision
         if precision is None:
             space = get_space(self.space)
             resolution = self.resolution or space.resolution
