@@ -3,11 +3,16 @@
 A row is keyed by everything the score depends on: the space (digest), the
 architecture (canonical string), the proxy, the data (content hash, or
 `none`), the resolution, the batch size and the seed. New rows are kept in
-memory and written with `flush()` (atomic rewrite of the whole file).
+memory and written with `flush()` (atomic rewrite of the whole file), which
+`put` also calls once `FLUSH_EVERY_S` have passed since the last write, so a
+killed search loses at most that much scoring. A flush first takes in the rows
+another process wrote to the file since, so two searches sharing the cache do
+not erase each other's rows.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
@@ -18,6 +23,7 @@ from rlnas.errors import RlnasError
 from rlnas.files import atomic_write_parquet
 from rlnas.hardware.catalog import user_tables_dir
 
+FLUSH_EVERY_S = 30.0
 # 2: weights drawn from a local generator (`rlnas.model.network.init_weights`).
 CACHE_SCHEMA_VERSION = 2
 CACHE_SCHEMA = pa.schema(
@@ -60,10 +66,12 @@ class ScoreCache:
         self.path = path
         self.values: dict[ScoreKey, float] = {}
         self.pending = 0
+        self.flushed_at = time.monotonic()
         if path is not None and path.exists():
             self._read(path)
 
-    def _read(self, path: Path) -> None:
+    def _read(self, path: Path, missing_only: bool = False) -> None:
+        """Takes in the file's rows (with `missing_only`, only keys not held already)."""
         try:
             table = pq.read_table(path)
         except (pa.ArrowInvalid, OSError) as exc:
@@ -81,7 +89,9 @@ class ScoreCache:
             )
         columns = [table.column(name).to_pylist() for name in CACHE_SCHEMA.names]
         for row in zip(*columns, strict=True):
-            self.values[ScoreKey(*row[:-1])] = float(row[-1])
+            key = ScoreKey(*row[:-1])
+            if not missing_only or key not in self.values:
+                self.values[key] = float(row[-1])
 
     def __len__(self) -> int:
         return len(self.values)
@@ -92,11 +102,15 @@ class ScoreCache:
     def put(self, key: ScoreKey, value: float) -> None:
         self.values[key] = value
         self.pending += 1
+        if time.monotonic() - self.flushed_at >= FLUSH_EVERY_S:
+            self.flush()
 
     def flush(self) -> None:
         """Writes every row to the file, atomically; a no-op without new rows or path."""
         if self.path is None or not self.pending:
             return
+        if self.path.exists():
+            self._read(self.path, missing_only=True)
         rows = [(*astuple(k), v) for k, v in self.values.items()]
         columns = {name: [row[i] for row in rows] for i, name in enumerate(CACHE_SCHEMA.names)}
         table = pa.table(columns, schema=CACHE_SCHEMA).replace_schema_metadata(
@@ -104,3 +118,4 @@ class ScoreCache:
         )
         atomic_write_parquet(table, self.path)
         self.pending = 0
+        self.flushed_at = time.monotonic()
