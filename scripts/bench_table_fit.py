@@ -1,7 +1,7 @@
 """Tables fitted from whole-network timings (`rlnas tables fit`): how many timings they need.
 
     python scripts/bench_table_fit.py --here [--networks 400] [--seed 7]
-    python scripts/bench_table_fit.py --fbnet [--splits 100-119]
+    python scripts/bench_table_fit.py --fbnet [--splits 100-119] [--devices 1080ti_1_ms ...]
 
 `--here` times `--networks` seeded random architectures of the `fbnet` space
 (105 layer keys) end to end on this CPU (ONNX Runtime fp32, 1 thread, batch 1,
@@ -152,13 +152,13 @@ def ceilings(frame: pd.DataFrame, column: str) -> tuple[float, float]:
     return float(additive), float(boosted)
 
 
-def fbnet(splits: range) -> None:
+def fbnet(splits: range, devices: list[str]) -> None:
     frame = pd.read_parquet(FBNET)
     archs = [from_arch_str(s) for s in frame["arch_str"]]
     prior = macs_prior(get_space("fbnet"), 32)
     lines = ["| device | N | Spearman | within 10% |", "| --- | --- | --- | --- |"]
     result: dict[str, object] = {"splits": [splits.start, splits.stop - 1]}
-    for column in DEVICES:
+    for column in devices:
         y = frame[column].to_numpy()
         for n in (10, 25, 50, 100):
             spearman, within = [], []
@@ -183,7 +183,9 @@ def fbnet(splits: range) -> None:
             f"| {column.removesuffix('_ms')} | ceiling, 4,000 | additive {additive:.3f}, "
             f"boosted trees {boosted:.3f} | |"
         )
-    (OUT / "fit_fbnet_help.json").write_text(json.dumps(result, indent=2) + "\n")
+    path = OUT / "fit_fbnet_help.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**previous, **result}, indent=2) + "\n")
     print("\n".join(lines))
 
 
@@ -194,12 +196,13 @@ def main() -> None:
     parser.add_argument("--networks", type=int, default=400)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--splits", default="100-119")
+    parser.add_argument("--devices", nargs="+", default=list(DEVICES), choices=DEVICES)
     args = parser.parse_args()
     if args.here:
         here(args.networks, args.seed)
     if args.fbnet:
         first, last = (int(x) for x in args.splits.split("-"))
-        fbnet(range(first, last + 1))
+        fbnet(range(first, last + 1), args.devices)
 
 
 if __name__ == "__main__":

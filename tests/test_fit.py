@@ -87,7 +87,7 @@ def test_read_timings_names_the_problem(tmp_path):
     good = str(Architecture.from_index(5, space))
     path = tmp_path / "t.csv"
     pd.DataFrame({"arch": [good], "ms": [1.0]}).to_csv(path, index=False)
-    with pytest.raises(RlnasError, match=r"lacks column.*latency_ms"):
+    with pytest.raises(RlnasError, match=r"lack column.*latency_ms"):
         read_timings(path, space)
     pd.DataFrame({"arch": [good, "relu|c64:oops"], "latency_ms": [1.0, 2.0]}).to_csv(path)
     with pytest.raises(ArchitectureError, match="row 2"):

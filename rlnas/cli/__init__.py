@@ -18,7 +18,7 @@ from rlnas.cli.common import (
     listing,
     reports_errors,
 )
-from rlnas.cli.tables import tables_app
+from rlnas.cli.tables import bundle, tables_app
 from rlnas.errors import RlnasError
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app = typer.Typer(
     cls=OneLineErrors,
 )
 app.add_typer(tables_app, name="tables")
+app.command("bundle")(bundle)
 runs.register(app)
 train.register(app)
 predictor.register(app)

@@ -154,10 +154,15 @@ def tables_estimate(
 @tables_app.command("fit")
 @reports_errors
 def tables_fit(
-    timings: Annotated[
-        Path, typer.Argument(help="CSV or Parquet of timed networks: arch, latency_ms.")
-    ],
     device: Annotated[str, typer.Option(help="Name of the device that timed them.")],
+    timings: Annotated[
+        Path | None,
+        typer.Argument(help="CSV or Parquet of timed networks: arch, latency_ms."),
+    ] = None,
+    from_dir: Annotated[
+        Path | None,
+        typer.Option(help="A bundle folder (`rlnas bundle`) whose runners wrote results/."),
+    ] = None,
     space: Annotated[str, typer.Option(help="Space name or file of the networks.")] = "mobilenet",
     precision: Annotated[str, typer.Option(help="Precision they ran at.")] = "fp32",
     resolution: Annotated[int | None, typer.Option(help="Resolution (default: space's).")] = None,
@@ -175,8 +180,15 @@ def tables_fit(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from rlnas.files import check_output
+    from rlnas.hardware.bundle import read_results
     from rlnas.hardware.catalog import user_tables_dir
-    from rlnas.hardware.fit import fit_latencies, prior_costs, read_timings, write_fitted_table
+    from rlnas.hardware.fit import (
+        decode_timings,
+        fit_latencies,
+        prior_costs,
+        read_timings,
+        write_fitted_table,
+    )
     from rlnas.hardware.table import table_name
     from rlnas.model.space import get_space
 
@@ -189,7 +201,20 @@ def tables_fit(
     resolution = target.check_resolution(resolution)
     name = table_name(device, precision, target.name, resolution, 1)
     path = check_output(Path(out) if out else user_tables_dir() / f"{name}.parquet", force)
-    archs, latency = read_timings(timings, target)
+    if (timings is None) == (from_dir is None):
+        raise RlnasError(
+            "give the timings either as a file (TIMINGS) or as a bundle folder (--from-dir), "
+            "not both or neither"
+        )
+    if from_dir is not None:
+        found = read_results(from_dir)
+        archs, latency = decode_timings(found, target, f"{from_dir}/results")
+        source = f"{', '.join(sorted(set(found['tool'])))} in {from_dir.name}"
+        typer.echo(f"{len(found)} timed networks in {from_dir}/results ({source})")
+    else:
+        assert timings is not None
+        archs, latency = read_timings(timings, target)
+        source = timings.name
     costs, prior_name = prior_costs(prior, target, resolution)
     with Progress(BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
         task = bar.add_task("", total=1)
@@ -201,7 +226,59 @@ def tables_fit(
             prior_name,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
-    what = host or f"{device}, timed end to end ({timings.name})"
+    what = host or f"{device}, timed end to end ({source})"
     write_fitted_table(result, target, resolution, device, precision, what, path)
     typer.echo(f"wrote {path} (source: fitted; {result.describe()})")
-    typer.echo(f"use it with `rlnas search --space {target.name} --table {path}`")
+    typer.echo(f"use it with `rlnas search --space {target.name} --device {device} --table {path}`")
+
+
+@reports_errors
+def bundle(
+    device: Annotated[str, typer.Option(help="Device it is for (its table guides the choice).")],
+    archs: Annotated[int, typer.Option(min=1, help="Networks to write.")] = 100,
+    out: Annotated[Path, typer.Option(help="Folder to write (new, empty, or a bundle).")] = Path(
+        "bundle"
+    ),
+    space: Annotated[str, typer.Option(help="Space name or file.")] = "mobilenet",
+    resolution: Annotated[int | None, typer.Option(help="Resolution (default: space's).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the networks.")] = 0,
+) -> None:
+    """Write networks to time on a device rlnas cannot reach, with runners for trtexec,
+    benchmark_app and ONNX Runtime; `rlnas tables fit --from-dir` reads their results."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from rlnas.hardware.bundle import RUNNERS, write_bundle
+    from rlnas.hardware.catalog import locate_table
+    from rlnas.hardware.devices import list_devices
+    from rlnas.hardware.table import load_table
+    from rlnas.model.space import get_space
+
+    target = get_space(space)
+    resolution = target.check_resolution(resolution)
+    cost, guide = None, "macs"
+    if device in list_devices():
+        try:
+            _, path = locate_table(
+                device, "fp16" if device in ("t4", "xavier-nx") else "fp32", target.name, resolution
+            )
+            table = load_table(path)
+            cost, guide = table.predict_ms, f"{path.stem}_ms"
+        except RlnasError:
+            pass  # no table of this device and space: MACs guide the spread
+    with Progress(BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task("", total=archs)
+        manifest = write_bundle(
+            target,
+            resolution,
+            archs,
+            out,
+            seed,
+            cost,
+            guide,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    typer.echo(
+        f"wrote {len(manifest)} networks to {out} (spread by {guide}); on the device run one of "
+        f"{', '.join(RUNNERS)}, then `rlnas tables fit --from-dir {out} --device {device} "
+        f"--space {target.name}`"
+    )

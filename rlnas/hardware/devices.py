@@ -234,7 +234,9 @@ def measuring_host(device: Device, allow_other: bool = False, action: str = "mea
             hint = " (or --allow-other-device to measure on this GPU)" if other_gpu else ""
             raise DeviceError(
                 f"cannot {action} device '{device.name}' here: {missing}; search with a shipped "
-                f"table instead (`rlnas tables list`){hint}"
+                f"table instead (`rlnas tables list`), or time whole networks on the device "
+                f"(`rlnas bundle --device {device.name}`, then `rlnas tables fit --from-dir`)"
+                f"{hint}"
             )
     if device.gpu:
         return gpus[0] if gpus else "unknown NVIDIA GPU"

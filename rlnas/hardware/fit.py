@@ -224,10 +224,17 @@ def read_timings(path: Path, space: Space) -> tuple[list[Architecture], np.ndarr
         raise RlnasError(
             f"cannot read timings {path} ({exc}); give a CSV or Parquet file"
         ) from None
+    return decode_timings(frame, space, str(path))
+
+
+def decode_timings(
+    frame: pd.DataFrame, space: Space, where: str
+) -> tuple[list[Architecture], np.ndarray]:
+    """The architectures and latencies of a frame of timed networks (`arch`, `latency_ms`)."""
     missing = [c for c in ("arch", "latency_ms") if c not in frame.columns]
     if missing:
         raise RlnasError(
-            f"timings {path} lacks column(s) {', '.join(missing)}; it needs 'arch' (canonical "
+            f"timings {where} lack column(s) {', '.join(missing)}; they need 'arch' (canonical "
             "string) and 'latency_ms', one row per timed network"
         )
     archs = []
@@ -235,7 +242,7 @@ def read_timings(path: Path, space: Space) -> tuple[list[Architecture], np.ndarr
         try:
             archs.append(Architecture.decode(str(text), space))
         except ArchitectureError as exc:
-            raise ArchitectureError(f"{path} row {row}: {exc}") from None
+            raise ArchitectureError(f"{where} row {row}: {exc}") from None
     latency = pd.to_numeric(frame["latency_ms"], errors="coerce").to_numpy(dtype=np.float64)
     return archs, latency
 
