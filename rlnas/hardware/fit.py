@@ -11,12 +11,12 @@ The layers outnumber the networks, so the fit is pulled toward a prior:
 
 1. The prior gives each layer a cost p (its MACs, or its latency in another
    table of the same space and resolution, for instance another device's or a
-   roofline estimate), and each layer has n operators (its torch modules, the
-   residual sum included: the kernels an eager runtime launches). A
-   non-negative least-squares fit of the networks' latencies on (1, sum of p,
-   sum of n) gives t0 = a * p + b * n per layer and the fixed cost: the prior,
-   in this device's milliseconds, with a cost per launched operator besides
-   the work.
+   roofline estimate), n operators (its torch modules, the residual sum
+   included: the kernels an eager runtime launches) and m elements written by
+   them (memory traffic). A non-negative least-squares fit of the networks'
+   latencies on (1, sum of p, sum of n, sum of m) gives t0 = a*p + b*n + c*m
+   per layer and the fixed cost: the prior, in this device's milliseconds,
+   with a cost per launched operator and per element besides the work.
 2. Ridge toward t0: minimise, with every t and the fixed cost at least 0,
    sum over networks of ((prediction - latency) / latency)^2
    + lambda * sum over layers of ((t - t0) / typical network latency)^2.
@@ -79,7 +79,8 @@ class FitResult:
 
     def describe(self) -> str:
         return (
-            f"ridge toward the {self.prior} prior (t = a*p + b*operators per layer), fitted on "
+            f"ridge toward the {self.prior} prior (a*p + b*operators + c*elements per layer), "
+            f"fitted on "
             f"{self.networks} whole-network timings, lambda {self.lam:g} by {FOLDS}-fold "
             f"cross-validation: MAPE {self.cv_mape:.1f}%, {100 * self.cv_within10:.0f}% "
             "within +-10%"
