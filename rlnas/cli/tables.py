@@ -248,7 +248,7 @@ def bundle(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from rlnas.hardware.bundle import RUNNERS, write_bundle
-    from rlnas.hardware.catalog import locate_table
+    from rlnas.hardware.catalog import default_precision, locate_table
     from rlnas.hardware.devices import list_devices
     from rlnas.hardware.table import load_table
     from rlnas.model.space import get_space
@@ -258,9 +258,8 @@ def bundle(
     cost, guide = None, "macs"
     if device in list_devices():
         try:
-            _, path = locate_table(
-                device, "fp16" if device in ("t4", "xavier-nx") else "fp32", target.name, resolution
-            )
+            precision = default_precision(device, target.name, resolution)
+            _, path = locate_table(device, precision, target.name, resolution)
             table = load_table(path)
             cost, guide = table.predict_ms, f"{path.stem}_ms"
         except RlnasError:
