@@ -150,15 +150,17 @@ def choose_networks(
     )
     layers = [set(arch_layers(a, resolution)) for a in pool]
     chosen: list[int] = []
+    taken: set[int] = set()
     covered: set[object] = set()
     while len(chosen) < count:
-        gains = [len(keys - covered) if i not in chosen else -1 for i, keys in enumerate(layers)]
+        gains = [len(keys - covered) if i not in taken else -1 for i, keys in enumerate(layers)]
         best = int(np.argmax(gains))
         if gains[best] <= 0:
             break
         chosen.append(best)
+        taken.add(best)
         covered |= layers[best]
-    rest = [i for i in range(len(pool)) if i not in chosen]
+    rest = [i for i in range(len(pool)) if i not in taken]
     wanted = count - len(chosen)
     if wanted > 0 and rest:
         costs = np.array([cost(pool[i]) for i in rest])

@@ -31,7 +31,7 @@ from rlnas.errors import RlnasError
 from rlnas.files import check_output
 from rlnas.hardware.catalog import user_tables_dir
 from rlnas.hardware.roofline import CostModel, GpuSpec, OpArrays, get_spec
-from rlnas.hardware.table import TableMeta, rows_frame, save_table, table_name
+from rlnas.hardware.table import TableMeta, figure_rows, save_table, table_name
 from rlnas.model.layers import enumerate_layers
 from rlnas.model.space import DEFAULT_SPACE, get_space
 from rlnas.model.zoo import NETWORKS, network_ops
@@ -177,20 +177,7 @@ def estimate_table(
     keys = enumerate_layers(target, resolution)
     fused = calibrated.fused_activations
     latency = [model.layer_ms(k, precision, fused) for k in keys]
-    # An estimate is one figure per layer: no spread, no timed runs, no call overhead.
-    frame = rows_frame(
-        [
-            {
-                **key.as_dict(),
-                **dict.fromkeys(("latency_ms", "p10_ms", "p90_ms", "mean_ms"), ms),
-                "std_ms": 0.0,
-                "runs": 0,
-                "overhead_ms": 0.0,
-                "unstable": False,
-            }
-            for key, ms in zip(keys, latency, strict=True)
-        ]
-    )
+    frame = figure_rows(dict(zip(keys, latency, strict=True)))
     spec = model.spec
     efficiencies = ", ".join(f"{k} {v:.3g}" for k, v in model.efficiency.items())
     meta = TableMeta(

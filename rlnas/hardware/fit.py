@@ -28,6 +28,7 @@ The layers outnumber the networks, so the fit is pulled toward a prior:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,7 @@ from torch import nn
 
 from rlnas.errors import ArchitectureError, RlnasError
 from rlnas.hardware.catalog import resolve_table
-from rlnas.hardware.table import TableMeta, load_table, rows_frame, save_table
+from rlnas.hardware.table import TableMeta, figure_rows, load_table, save_table
 from rlnas.model.arch import Architecture
 from rlnas.model.layers import arch_layers, enumerate_layers
 from rlnas.model.ops import LayerKey, get_op, input_shapes, layer_macs
@@ -92,6 +93,7 @@ def macs_prior(space: Space, resolution: int) -> dict[LayerKey, float]:
     return {k: float(layer_macs(k)) for k in enumerate_layers(space, resolution)}
 
 
+@functools.cache
 def operators(key: LayerKey) -> tuple[int, int]:
     """(operators, elements) of one layer: its torch modules other than identities plus its
     residual sum if it has one, and the elements those operators write (run on the meta
@@ -272,19 +274,7 @@ def write_fitted_table(
 ) -> None:
     """Writes a fit as a table (`source = fitted`, the fit in `method`): one figure per layer,
     no spread and no timed runs, the fixed cost as the table's overhead."""
-    frame = rows_frame(
-        [
-            {
-                **key.as_dict(),
-                **dict.fromkeys(("latency_ms", "p10_ms", "p90_ms", "mean_ms"), ms),
-                "std_ms": 0.0,
-                "runs": 0,
-                "overhead_ms": 0.0,
-                "unstable": False,
-            }
-            for key, ms in sorted(result.latency.items())
-        ]
-    )
+    frame = figure_rows(result.latency)
     meta = TableMeta(
         device=device,
         backend="end-to-end timings",

@@ -292,6 +292,24 @@ def rows_frame(records: list[dict[str, object]]) -> pd.DataFrame:
     return arrow.to_pandas()
 
 
+def figure_rows(latency: dict[LayerKey, float]) -> pd.DataFrame:
+    """Rows of a table that holds one figure per layer (estimated or fitted): no spread, no
+    timed runs, no call overhead."""
+    return rows_frame(
+        [
+            {
+                **key.as_dict(),
+                **dict.fromkeys(("latency_ms", "p10_ms", "p90_ms", "mean_ms"), ms),
+                "std_ms": 0.0,
+                "runs": 0,
+                "overhead_ms": 0.0,
+                "unstable": False,
+            }
+            for key, ms in latency.items()
+        ]
+    )
+
+
 def save_table(meta: TableMeta, frame: pd.DataFrame, path: Path) -> None:
     """Writes the table atomically: a reader never sees a half-written file."""
     frame = frame.sort_values(list(KEY_FIELDS)).reset_index(drop=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from rlnas.errors import ArchitectureError
 from rlnas.model.arch import Architecture
-from rlnas.model.macro import SKIP
+from rlnas.model.macro import SKIP, MacroSpace
 from rlnas.model.space import get_space
 
 SPACE = "fbnet"
@@ -21,7 +21,8 @@ PREFIX = "irf_"
 def _slots() -> list[int]:
     """Positions of the searchable slot decisions, input to output."""
     space = get_space(SPACE)
-    return [i for i, d in enumerate(space.decisions) if ".slot" in d.name]
+    assert isinstance(space, MacroSpace)
+    return space.slot_positions()
 
 
 def to_arch_str(arch: Architecture) -> str:

@@ -170,6 +170,10 @@ class MacroSpace(Space):
             position += 1 + stage.slots
         return result
 
+    def slot_positions(self) -> list[int]:
+        """Positions of the slot decisions (not the activation or widths), input to output."""
+        return [i for i, d in enumerate(self.decisions) if ".slot" in d.name]
+
     def activation(self, choices: tuple[int, ...]) -> str:
         return self.activations[choices[0]]
 
