@@ -29,6 +29,7 @@ from rlnas.errors import EstimatedTableWarning, ForeignTableWarning
 from rlnas.hardware.profile import ProfileConfig, plan_profile
 from rlnas.hardware.profile import profile as run_profile
 from rlnas.results.measure import MeasureConfig, measure_run
+from rlnas.search.baseline import BaselineTarget, parse_drop
 from rlnas.search.config import SearchConfig
 from rlnas.search.run_folder import MEASURED, REPORT
 
@@ -138,6 +139,7 @@ def _search(config: SearchConfig, out: Path | None = None, tensorboard: Path | N
                 tensorboard=tensorboard,
             )
     frame, best = result.evaluations, result.best
+    config = result.config or config
     typer.echo(
         f"run folder {result.out}: {len(frame)} architectures evaluated"
         + (f" ({result.replayed} reused from the interrupted run)" if result.replayed else "")
@@ -149,7 +151,7 @@ def _search(config: SearchConfig, out: Path | None = None, tensorboard: Path | N
     typer.echo(f"Pareto front: {len(result.pareto)} architectures (pareto.parquet, pareto.png)")
     if config.latency_min_ms is not None:
         front = result.pareto[result.pareto["feasible"]]
-        for target in np.linspace(config.latency_min_ms, config.latency_ms, 5):
+        for target in np.linspace(config.latency_min_ms, config.target_ms, 5):
             within = front[front["latency_ms"] <= target]
             typer.echo(
                 f"  within {target:6.3g} ms: "
@@ -159,21 +161,47 @@ def _search(config: SearchConfig, out: Path | None = None, tensorboard: Path | N
                     else "none found"
                 )
             )
-    within = bool(best["feasible"]) and best["latency_ms"] <= config.latency_ms
+    if result.baseline is not None:
+        _baseline_summary(config, result.baseline, best)
+        return
+    within = bool(best["feasible"]) and best["latency_ms"] <= config.target_ms
     if not within:
-        typer.echo(f"no architecture within {config.latency_ms:g} ms was found")
+        typer.echo(f"no architecture within {config.target_ms:g} ms was found")
     typer.echo(
-        f"best (rank 1){' within ' + format(config.latency_ms, 'g') + ' ms' if within else ''}: "
+        f"best (rank 1){' within ' + format(config.target_ms, 'g') + ' ms' if within else ''}: "
         f"{config.score_name()} {best['accuracy']:.4f}, {best['latency_ms']:.3f} ms, "
         f"{best['params']:,} params: {best['arch']}"
+    )
+
+
+def _baseline_summary(config: SearchConfig, a0: BaselineTarget, best: Any) -> None:
+    typer.echo(
+        f"baseline {a0.name}: {config.score_name()} {a0.accuracy:.4f}, {a0.latency_ms:.3f} ms; "
+        f"floor {a0.accuracy_floor:.4f} ({a0.accuracy_drop:.1%} drop), limit "
+        f"{a0.target_ms:.3f} ms"
+    )
+    if not bool(best["feasible"]):
+        typer.echo(
+            f"no architecture kept {a0.accuracy_floor:.4f} within {a0.target_ms:g} ms; closest "
+            f"(rank 1): {best['accuracy']:.4f}, {best['latency_ms']:.3f} ms: {best['arch']}"
+        )
+        return
+    typer.echo(
+        f"fastest above the floor (rank 1): {best['latency_ms']:.3f} ms, "
+        f"{a0.latency_ms / best['latency_ms']:.2f}x faster than {a0.name} (predicted), "
+        f"{config.score_name()} {best['accuracy']:.4f}, {best['params']:,} params: "
+        f"{best['arch']}; check it for real with `rlnas verify RUN`"
     )
 
 
 _OUT = option("out", Path | None, "Run folder (default: runs/<name>).", None)
 
 
-def _latency_target(text: str) -> dict[str, Any]:
-    """`6` -> one target; `4:12` -> every target from 4 to 12 ms in one run."""
+def _latency_target(text: str | None) -> dict[str, Any]:
+    """`6` -> one target; `4:12` -> every target from 4 to 12 ms in one run; none (with
+    --baseline): a0's latency."""
+    if text is None:
+        return {"latency_ms": None, "latency_min_ms": None}
     low, colon, high = text.partition(":")
     try:
         values = [float(v) for v in ((low, high) if colon else (low,))]
@@ -189,14 +217,26 @@ _LATENCY: dict[str, tuple[inspect.Parameter, Callable[[Any], dict[str, Any]]]] =
     "latency_ms": (
         option(
             "latency_ms",
-            str,
+            str | None,
             "Latency target T in ms, or a range LO:HI: one controller for every target "
-            "in it, and the Pareto front over the range (ppo only).",
-            inspect.Parameter.empty,
+            "in it, and the Pareto front over the range (ppo only). Required, except with "
+            "--baseline (default there: the baseline's own latency).",
+            None,
             "--latency-ms",
         ),
         _latency_target,
-    )
+    ),
+    "accuracy_drop": (
+        option(
+            "accuracy_drop",
+            str,
+            "With --baseline: the accuracy a candidate may lose, as a percentage (1%) or a "
+            "fraction (0.01) of the baseline's.",
+            "1%",
+            "--accuracy-drop",
+        ),
+        lambda text: {"accuracy_drop": parse_drop(text)},
+    ),
 }
 _TENSORBOARD = option(
     "tensorboard",

@@ -1,4 +1,5 @@
-"""`rlnas train`: train an architecture (a string, a baseline, or a run's rank K) on image data."""
+"""`rlnas train`: train an architecture (a string, a baseline, or a run's rank K) on image data;
+`rlnas verify`: train and time a run's best candidates against the baselines."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from rlnas.cli.common import console, reports_errors
 from rlnas.cli.options import argument, config_command, option
 from rlnas.errors import RlnasError
 from rlnas.model.arch import Architecture
+from rlnas.results.verify import VerifyConfig
+from rlnas.search.run_folder import VERIFIED, VERIFIED_REPORT
 
 
 def resolve_arch(
@@ -127,5 +130,51 @@ train = reports_errors(
 )
 
 
+def _verify(config: VerifyConfig, run: Path) -> None:
+    from rlnas.results.verify import verify_run
+
+    with Progress(
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+    ) as bar:
+        task = bar.add_task("timing end to end", total=None)
+
+        def notice(arch: Architecture, what: str) -> None:
+            bar.update(task, description=f"{what} {arch.space.name} network")
+
+        frame = verify_run(
+            run,
+            config,
+            progress=lambda done, total, what: bar.update(
+                task, completed=done, total=total, description=f"trained {what}"
+            ),
+            notice=notice,
+        )
+    for _, row in frame.sort_values("measured_ms").iterrows():
+        held = row["constraint_held"]
+        typer.echo(
+            f"{row['name']:>16}  measured {row['measured_ms']:7.2f} ms  trained top-1 "
+            f"{row['top1_mean']:.4f} (n={row['seeds']})"
+            + ("" if held is None else f"  constraint {'held' if held else 'MISSED'}")
+        )
+    typer.echo(f"results: {run / VERIFIED}; report: {run / VERIFIED_REPORT}, verified.png")
+
+
+verify = reports_errors(
+    config_command(
+        VerifyConfig,
+        _verify,
+        extra=[argument("run", Path, "A run folder (written by search/train-controller).")],
+        doc="Train a run's best candidates and the baselines (several seeds) and time them end "
+        "to end; write verified.parquet and its report. Resumes after a kill.",
+    )
+)
+
+
 def register(app: Any) -> None:
     app.command("train")(train)
+    app.command("verify")(verify)

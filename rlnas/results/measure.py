@@ -39,6 +39,8 @@ from rlnas.search.sources import macs_model, params_model, proxy_config
 # The baselines every image-space run is compared against (issue 6 / PRODUCT.md).
 BASELINE_NAMES = ("mobilenetv2", "efficientnet_b0", "resnet18")
 KEY_COLUMNS = ["name", "device", "precision"]
+# The name of a baseline-relative run's a0 where it is not one of the named baselines.
+A0 = "a0"
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,12 @@ def _entries(run: RunFolder, config: MeasureConfig) -> list[_Entry]:
         arch = Architecture.decode(row["arch"], space)
         entries.append(
             _Entry(f"rank{row['rank']}", "candidate", int(row["rank"]), arch, row["accuracy"])
+        )
+    a0 = run.provenance.baseline
+    if a0 is not None and a0.name not in BASELINE_NAMES:
+        # The user's own baseline of a baseline-relative search, scored by the run's source.
+        entries.append(
+            _Entry(A0, "baseline", None, Architecture.decode(a0.arch, space), a0.accuracy)
         )
     # Baselines are ImageNet-style networks: they compare with runs of image (macro) spaces.
     if config.baselines and space.COMPARES_WITH_BASELINES:

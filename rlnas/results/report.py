@@ -56,7 +56,7 @@ def beaten(candidate: pd.Series, baselines: pd.DataFrame) -> pd.DataFrame:
     return wins.sort_values("measured_ms")
 
 
-def _band(latency: float, edges: list[tuple[float, str]]) -> str:
+def band(latency: float, edges: list[tuple[float, str]]) -> str:
     """The latency band of `latency` between the baselines' measured latencies (sorted)."""
     if not edges:
         return "all candidates"
@@ -122,10 +122,10 @@ def report_markdown(run: RunFolder, frame: pd.DataFrame) -> str:
             ]
         current = None
         for _, cand in candidates.iterrows():
-            band = _band(cand["measured_ms"], edges)
-            if band != current:
-                lines += ["", f"**{band}**", ""]
-                current = band
+            where = band(cand["measured_ms"], edges)
+            if where != current:
+                lines += ["", f"**{where}**", ""]
+                current = where
             wins = beaten(cand, baselines)
             head = (
                 f"- {cand['name']}: {cand['measured_ms']:.2f} ms, {'proxy ' if proxy else ''}score "

@@ -34,7 +34,8 @@ class SearchConfig:
     """One search.
 
     Attributes:
-        latency_ms: Latency target T in milliseconds (the upper end of a range).
+        latency_ms: Latency target T in milliseconds (the upper end of a range); with
+            `baseline` it may be left out: the search sets it to a0's own latency.
         latency_min_ms: Lower end of a range of targets (`--latency-ms 4:12`): the PPO
             controller learns one policy for every target in [latency_min_ms,
             latency_ms] (each episode draws one) and the run's Pareto front covers
@@ -70,11 +71,17 @@ class SearchConfig:
             file is given, else table).
         latency_file: Benchmark file of the benchmark latency source.
         latency_column: Its column.
+        baseline: A0, the user's baseline: a baseline name, a canonical string of the
+            space, or a JSON export (`rlnas export --format json`). With it the search
+            minimises latency subject to accuracy >= (1 - accuracy_drop) x a0's, both
+            from the run's accuracy source (see `rlnas.search.baseline`).
+        accuracy_drop: The accuracy a candidate may lose against the baseline, as a
+            fraction of a0's (0.01, or 1% on the command line).
         evolution: Settings of the evolution strategy.
         ppo: Settings of the PPO controller.
     """
 
-    latency_ms: float
+    latency_ms: float | None = None
     latency_min_ms: float | None = None
     strategy: str = "ppo"
     device: str = "cpu"
@@ -97,6 +104,8 @@ class SearchConfig:
     latency: str | None = None
     latency_file: Path | None = None
     latency_column: str | None = None
+    baseline: str | None = None
+    accuracy_drop: float = 0.01
     evolution: EvolutionSettings = field(default_factory=EvolutionSettings)
     ppo: PPOSettings = field(default_factory=PPOSettings)
 
@@ -107,13 +116,21 @@ class SearchConfig:
             raise RlnasError(unknown("reward mode", self.reward, REWARD_MODES))
         if self.budget < 1:
             raise RlnasError(f"budget must be >= 1 architecture, got {self.budget}")
-        if not (math.isfinite(self.latency_ms) and self.latency_ms > 0):
+        if self.latency_ms is None:
+            if self.baseline is None:
+                raise RlnasError(
+                    "give a latency target (--latency-ms 6), or a baseline to beat "
+                    "(--baseline mobilenetv2: its latency is the target)"
+                )
+        elif not (math.isfinite(self.latency_ms) and self.latency_ms > 0):
             raise RlnasError(
                 f"latency_ms must be a finite target > 0 ms, got {self.latency_ms:g}; "
                 "e.g. --latency-ms 6"
             )
+        if self.baseline is not None:
+            self._check_baseline()
         if self.latency_min_ms is not None:
-            if not 0 < self.latency_min_ms < self.latency_ms:
+            if self.latency_ms is None or not 0 < self.latency_min_ms < self.latency_ms:
                 raise RlnasError(
                     f"a latency range needs 0 < low < high, got {self.latency_min_ms:g}:"
                     f"{self.latency_ms:g} ms; e.g. --latency-ms 4:12"
@@ -145,6 +162,39 @@ class SearchConfig:
         space.check_resolution(self.resolution)
         if self.strategy == "ppo":
             self.ppo.kwargs(self.ppo.episode_length(space))  # raises if the rollout does not split
+
+    def _check_baseline(self) -> None:
+        if not (math.isfinite(self.accuracy_drop) and 0 <= self.accuracy_drop < 1):
+            raise RlnasError(
+                f"accuracy_drop must be a fraction in [0, 1), got {self.accuracy_drop:g}; "
+                "e.g. --accuracy-drop 1%"
+            )
+        if self.accuracy_kind() == "proxy":
+            raise RlnasError(
+                "--baseline needs accuracies: a proxy score is a percentile, so "
+                f"'{1 - self.accuracy_drop:g}x the baseline' means nothing; give --predictor FILE "
+                "(`rlnas predictor fit`), --accuracy trained --data IMAGES, or --accuracy-file"
+            )
+        if self.reward != "hard":
+            raise RlnasError(
+                f"--baseline minimises latency under an accuracy floor; --reward {self.reward} "
+                "trades one for the other: drop --reward"
+            )
+        if self.latency_min_ms is not None:
+            raise RlnasError(
+                "--baseline finds the fastest network that keeps a0's accuracy; a latency "
+                "range does not apply: give one --latency-ms or none"
+            )
+
+    @property
+    def target_ms(self) -> float:
+        """The latency target (set by the search from a0's latency where not given)."""
+        if self.latency_ms is None:
+            raise RlnasError(
+                "this search's latency target comes from its baseline: run it first "
+                "(`rlnas.search.run.run_search`)"
+            )
+        return self.latency_ms
 
     def resolved(self) -> SearchConfig:
         """These settings with `precision`, `accuracy` and `latency` filled in."""
@@ -182,10 +232,16 @@ class SearchConfig:
     def target_text(self) -> str:
         """The target as the command line writes it: `6` or `4:12`."""
         low = f"{self.latency_min_ms:g}:" if self.latency_min_ms is not None else ""
-        return f"{low}{self.latency_ms:g}"
+        return f"{low}{self.target_ms:g}"
 
     def default_out(self) -> Path:
+        if self.baseline is not None:
+            target = f"{Path(self.baseline).stem}-drop{self.accuracy_drop * 100:g}pct"
+            if self.latency_ms is not None:
+                target += f"-{self.latency_ms:g}ms"
+        else:
+            target = f"{self.target_text()}ms"
         return Path("runs") / (
             f"{self.strategy}-{self.device}-{self.precision}-{Path(self.space).stem}"
-            f"-{self.target_text()}ms-s{self.seed}"
+            f"-{target}-s{self.seed}"
         )

@@ -37,7 +37,8 @@ class Evaluation:
         params: Parameter count.
         params_bytes: Parameter bytes at the deployment precision.
         reward: Reward under the run's reward settings.
-        feasible: Within the latency target (hard mode) and the memory limit.
+        feasible: Within the latency target (hard mode), the memory limit and the accuracy
+            floor (a baseline-relative search).
     """
 
     step: int
@@ -135,7 +136,7 @@ class Evaluator:
             params=params,
             params_bytes=params_bytes,
             reward=self.reward.reward(accuracy, latency, params_bytes),
-            feasible=self.reward.feasible(latency, params_bytes),
+            feasible=self.reward.feasible(latency, params_bytes, accuracy),
         )
 
     def _write(self, result: Evaluation) -> None:

@@ -37,17 +37,17 @@ def plot_pareto(frame: pd.DataFrame, front: pd.DataFrame, config: Any, path: Pat
     if config.latency_min_ms is not None:
         axes.axvspan(
             config.latency_min_ms,
-            config.latency_ms,
+            config.target_ms,
             color="tab:blue",
             alpha=0.08,
             label=f"targets {config.target_text()} ms",
         )
     else:
         axes.axvline(
-            config.latency_ms,
+            config.target_ms,
             color="tab:blue",
             linestyle="--",
-            label=f"target {config.latency_ms:g} ms",
+            label=f"target {config.target_ms:g} ms",
         )
     source = "benchmark file" if config.latency_file else f"{config.device} {config.precision}"
     measured = "latency (ms), measured" if config.latency_file else "predicted latency (ms)"

@@ -21,6 +21,15 @@ What each trades:
   loses as much as one 10% over); 2x over costs 0.07 of A, so the same caveat
   holds for percentile scores.
 
+With an accuracy floor (`rlnas search --baseline A0`, the baseline-relative
+search of Deci's AutoNAC: min latency subject to A >= (1 - drop) * A(a0)), the
+roles swap: latency is the objective and accuracy the constraint. A feasible
+architecture (A >= floor, L <= T, where T defaults to a0's own latency) scores
+1 - L / T, in [0, 1): the faster, the better, linearly. An infeasible one scores
+-1 - penalty * (shortfall + excess), with shortfall = 1 - A / floor and
+excess = L / T - 1 (each where positive): below every feasible one, and the
+closer to the limits, the higher.
+
 An optional memory limit on parameter bytes is a hard constraint in every mode,
 with the same penalty on its relative violation.
 """
@@ -46,6 +55,8 @@ class RewardConfig:
         beta: TuNAS coefficient (negative).
         penalty: Slope of the hard penalty per unit of relative violation.
         memory_bytes: Limit on parameter bytes, or None.
+        accuracy_floor: The least accuracy score allowed (the baseline-relative search:
+            minimise latency above it; needs mode `hard`), or None.
     """
 
     mode: str = "mnas"
@@ -54,6 +65,7 @@ class RewardConfig:
     beta: float = -0.07
     penalty: float = 1.0
     memory_bytes: float | None = None
+    accuracy_floor: float | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in REWARD_MODES:
@@ -62,26 +74,47 @@ class RewardConfig:
             raise RlnasError(f"the latency target must be > 0 ms, got {self.target_ms}")
         if self.memory_bytes is not None and not self.memory_bytes > 0:
             raise RlnasError(f"the memory limit must be > 0 bytes, got {self.memory_bytes}")
+        if self.accuracy_floor is not None and self.mode != "hard":
+            raise RlnasError(
+                f"an accuracy floor minimises latency under hard limits; reward mode "
+                f"'{self.mode}' trades one for the other: use mode hard"
+            )
+        if self.accuracy_floor is not None and not self.accuracy_floor > 0:
+            raise RlnasError(f"the accuracy floor must be > 0, got {self.accuracy_floor}")
         if self.w > 0 or self.beta > 0:
             warnings.warn(
                 f"w={self.w}, beta={self.beta}: a positive value rewards slower networks",
                 stacklevel=2,
             )
 
-    def feasible(self, latency_ms: float, params_bytes: float) -> bool:
+    def feasible(
+        self, latency_ms: float, params_bytes: float, accuracy: float | None = None
+    ) -> bool:
+        """Within every hard limit (the accuracy floor only where `accuracy` is given)."""
         memory_ok = self.memory_bytes is None or params_bytes <= self.memory_bytes
-        return memory_ok and (self.mode != "hard" or latency_ms <= self.target_ms)
+        accuracy_ok = (
+            self.accuracy_floor is None or accuracy is None or accuracy >= self.accuracy_floor
+        )
+        return memory_ok and accuracy_ok and (self.mode != "hard" or latency_ms <= self.target_ms)
 
     def reward(self, accuracy: float, latency_ms: float, params_bytes: float = 0.0) -> float:
         ratio = latency_ms / self.target_ms
-        if self.mode == "mnas":
+        lowest = accuracy - 1.0  # what any architecture outside a hard limit scores at most
+        if self.accuracy_floor is not None:
+            shortfall = max(0.0, 1.0 - accuracy / self.accuracy_floor)
+            excess = max(0.0, ratio - 1.0)
+            lowest = -1.0
+            value = (
+                1.0 - ratio
+                if shortfall == excess == 0.0
+                else -1.0 - self.penalty * (shortfall + excess)
+            )
+        elif self.mode == "mnas":
             value = accuracy * ratio**self.w
         elif self.mode == "tunas":
             value = accuracy + self.beta * abs(ratio - 1.0)
         else:
             value = accuracy if ratio <= 1.0 else accuracy - 1.0 - self.penalty * (ratio - 1.0)
         if self.memory_bytes is not None and params_bytes > self.memory_bytes:
-            value = min(value, accuracy - 1.0) - self.penalty * (
-                params_bytes / self.memory_bytes - 1.0
-            )
+            value = min(value, lowest) - self.penalty * (params_bytes / self.memory_bytes - 1.0)
         return float(value)

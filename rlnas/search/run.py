@@ -23,6 +23,7 @@ from rlnas.hardware.devices import get_precision
 from rlnas.model.arch import Architecture
 from rlnas.model.space import get_space
 from rlnas.search import run_folder
+from rlnas.search.baseline import BaselineTarget, baseline_target, resolve_baseline
 from rlnas.search.config import SearchConfig
 from rlnas.search.evaluate import Evaluator
 from rlnas.search.plots import plot_pareto
@@ -44,6 +45,8 @@ class RunResult:
         replayed: Evaluations reused from an earlier, interrupted run.
         best: The rank-1 evaluation (see `rlnas.search.run_folder.ranked`).
         stopped: Why the search ended before spending its budget, or None.
+        config: The settings, with the latency target a baseline set filled in.
+        baseline: a0 and its limits, in a baseline-relative search.
     """
 
     out: Path
@@ -52,27 +55,41 @@ class RunResult:
     replayed: int
     best: pd.Series
     stopped: str | None = None
+    config: SearchConfig | None = None
+    baseline: BaselineTarget | None = None
 
 
 def build_evaluator(
     config: SearchConfig, journal: Path | None
 ) -> tuple[Evaluator, ProxyScorer | None, Provenance]:
-    """The sources and evaluator of a search, and where their numbers come from."""
+    """The sources and evaluator of a search, and where their numbers come from.
+
+    In a baseline-relative search a0 is scored first by the same sources, and its
+    accuracy floor and latency limit go into the reward (`provenance.baseline`).
+    """
     config = config.resolved()
     space = get_space(config.space)
     accuracy = accuracy_source(config, space)
     latency = latency_source(config, space)
+    target = None
+    if config.baseline is not None:
+        a0 = resolve_baseline(config.baseline, space)
+        target = baseline_target(
+            config, a0, accuracy.accuracy(a0), latency.latency_ms(a0), accuracy.description
+        )
     table = latency.table
     provenance = Provenance(
         accuracy.description,
         latency.description,
         proxy=accuracy.proxy,
         table=TableProvenance(table.path, table.meta) if table and table.path else None,
+        baseline=target,
     )
     reward = RewardConfig(
         mode=config.reward,
-        target_ms=config.latency_ms,
+        target_ms=target.target_ms if target is not None else config.target_ms,
         memory_bytes=config.memory_mb * 1e6 if config.memory_mb is not None else None,
+        accuracy_floor=target.accuracy_floor if target is not None else None,
     )
     evaluator = Evaluator(
         accuracy,
@@ -125,8 +142,12 @@ def run_search(
         checkpoint=out / run_folder.CONTROLLER,
     )
     strategy.tensorboard = tensorboard
+    if provenance.baseline is not None:
+        strategy.start = Architecture.decode(provenance.baseline.arch, space)
+        # The limit a0 set is this run's target from here on (RunFolder.open does the same).
+        config = dataclasses.replace(config, latency_ms=provenance.baseline.target_ms)
     if config.latency_min_ms is not None:
-        strategy.targets = (config.latency_min_ms, config.latency_ms)
+        strategy.targets = (config.latency_min_ms, config.target_ms)
     strategy.run(progress)
     if scorer is not None:
         scorer.flush()
@@ -144,8 +165,17 @@ def run_search(
     front = pareto_front(frame)
     atomic_write_parquet(_arrow(front), out / run_folder.PARETO)
     plot_pareto(frame, front, config, out / run_folder.PARETO_PLOT)
-    best = run_folder.ranked(frame, config.latency_ms).iloc[0]
-    return RunResult(out, frame, front, evaluator.replayed, best, strategy.stop_reason())
+    best = run_folder.ranked(frame, config.target_ms, config.baseline is not None).iloc[0]
+    return RunResult(
+        out,
+        frame,
+        front,
+        evaluator.replayed,
+        best,
+        strategy.stop_reason(),
+        config,
+        provenance.baseline,
+    )
 
 
 def check_tensorboard(strategy: str) -> None:

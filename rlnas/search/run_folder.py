@@ -1,6 +1,7 @@
 """The run folder: every file a search and its follow-ups write, its typed provenance, and "best".
 
-    config.json          the resolved search settings and their provenance
+    config.json          the resolved search settings and their provenance (with a0's
+                         accuracy, latency and floor in a baseline-relative search)
     evaluations.jsonl    every evaluation as it happens (the resume journal)
     evaluations.parquet  every evaluated architecture: accuracy score, raw proxy values,
                          predicted latency, parameters, MACs, reward, feasibility
@@ -10,10 +11,14 @@
     measured.parquet     end-to-end measurements (`rlnas measure`)
     report.md, .png      the report of those measurements
     export/              exported architectures (`rlnas export`)
+    verified.parquet     candidates and baselines trained and timed (`rlnas verify`)
+    verified.md, .png    the verification report
 
 "Best" is defined once, by `ranked`: architectures within the latency target
 and the memory limit come first, most accurate first (then faster); the rest
-follow by reward. Rank 1 is what the CLI summary shows, what `export --rank 1`
+follow by reward. In a baseline-relative search (`--baseline`) the feasible
+ones (also above the accuracy floor) come first fastest first (then more
+accurate). Rank 1 is what the CLI summary shows, what `export --rank 1`
 writes and what `measure --top 1` times.
 """
 
@@ -33,6 +38,7 @@ from rlnas.accuracy.scorer import ProxyConfig
 from rlnas.errors import RlnasError, RunError
 from rlnas.files import atomic_write_text
 from rlnas.hardware.table import TableMeta
+from rlnas.search.baseline import BaselineTarget
 from rlnas.search.config import SearchConfig
 from rlnas.settings import from_json, to_json
 
@@ -46,6 +52,9 @@ MEASURED = "measured.parquet"
 REPORT = "report.md"
 REPORT_PLOT = "report.png"
 EXPORTS = "export"
+VERIFIED = "verified.parquet"
+VERIFIED_REPORT = "verified.md"
+VERIFIED_PLOT = "verified.png"
 
 # Columns every evaluations.parquet has (written by `rlnas.search.run`) and their kinds:
 # "text", "bool", "number" (finite) or "number?" (NaN allowed).
@@ -124,6 +133,7 @@ class Provenance:
         latency_source: The latency source, in words.
         proxy: The proxy settings where accuracy is a proxy score, else None.
         table: The lookup table where latency is predicted from one, else None.
+        baseline: a0 and the limits it set, in a baseline-relative search, else None.
         rlnas_version: The rlnas that ran the search.
     """
 
@@ -131,17 +141,18 @@ class Provenance:
     latency_source: str
     proxy: ProxyConfig | None = None
     table: TableProvenance | None = None
+    baseline: BaselineTarget | None = None
     rlnas_version: str = __version__
 
 
-def ranked(frame: pd.DataFrame, target_ms: float) -> pd.DataFrame:
-    """Evaluations best first (see the module docstring), with a 1-based `rank` column."""
+def ranked(frame: pd.DataFrame, target_ms: float, fastest: bool = False) -> pd.DataFrame:
+    """Evaluations best first (see the module docstring), with a 1-based `rank` column;
+    `fastest`: the feasible ones by latency (a baseline-relative search)."""
     within = frame["feasible"] & (frame["latency_ms"] <= target_ms)
+    keys = ["latency_ms", "accuracy", "step"] if fastest else ["accuracy", "latency_ms", "step"]
     order = pd.concat(
         [
-            frame[within].sort_values(
-                ["accuracy", "latency_ms", "step"], ascending=[False, True, True]
-            ),
+            frame[within].sort_values(keys, ascending=[fastest, not fastest, True]),
             frame[~within].sort_values(["reward", "step"], ascending=[False, True]),
         ]
     )
@@ -163,6 +174,7 @@ def write_settings(folder: Path, config: SearchConfig, provenance: Provenance) -
             if provenance.table
             else None
         ),
+        "baseline": dataclasses.asdict(provenance.baseline) if provenance.baseline else None,
     }
     atomic_write_text(json.dumps(data, indent=2) + "\n", Path(folder) / CONFIG)
 
@@ -195,6 +207,7 @@ def read_settings(folder: Path) -> tuple[SearchConfig, Provenance]:
             fields = {f.name for f in dataclasses.fields(TableMeta)}
             meta = TableMeta(**{k: v for k, v in raw["table"].items() if k in fields})
             table = TableProvenance(Path(raw["table"]["path"]), meta)
+        baseline = BaselineTarget(**raw["baseline"]) if raw.get("baseline") else None
     except (TypeError, KeyError, ValueError) as exc:
         raise RunError(f"{stored} is not a run's settings ({exc})") from None
     except RlnasError as exc:
@@ -207,6 +220,7 @@ def read_settings(folder: Path) -> tuple[SearchConfig, Provenance]:
         str(raw.get("latency_source", "")),
         proxy,
         table,
+        baseline,
         str(raw.get("rlnas_version", "")),
     )
     return config, provenance
@@ -237,6 +251,8 @@ class RunFolder:
         """
         path = Path(path)
         config, provenance = read_settings(path)
+        if config.latency_ms is None and provenance.baseline is not None:
+            config = dataclasses.replace(config, latency_ms=provenance.baseline.target_ms)
         results = path / EVALUATIONS
         if not results.is_file():
             raise RunError(
@@ -252,7 +268,9 @@ class RunFolder:
         return self.path / name
 
     def ranked(self) -> pd.DataFrame:
-        return ranked(self.evaluations, self.config.latency_ms)
+        return ranked(
+            self.evaluations, self.config.target_ms, fastest=self.config.baseline is not None
+        )
 
     def candidate(self, rank: int) -> pd.Series:
         """The evaluation at `rank` (1 = best, see the module docstring)."""

@@ -16,7 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from rlnas.errors import RlnasError, unknown
+from rlnas.model.arch import Architecture
 from rlnas.model.space import Space
 
 if TYPE_CHECKING:
@@ -34,6 +37,9 @@ PPO_ENVS = ("editor", "builder")
 
 # Proposals in a row without a new architecture after which a search stops.
 PATIENCE = 1000
+
+# Edits of `Strategy.start` for the other members of a starting population (at most).
+START_EDITS = 3
 
 
 def check_tournament(sample_size: int, population_size: int, owner: str) -> None:
@@ -162,6 +168,8 @@ class Strategy(ABC):
         self.tensorboard: Path | None = None
         # A range of latency targets (low, high) ms for a strategy that learns them all.
         self.targets: tuple[float, float] | None = None
+        # Where the search starts (a baseline-relative search's a0), or None: anywhere.
+        self.start: Architecture | None = None
         # Repeats are free, so a strategy that keeps proposing known architectures would
         # never spend its budget: it stops after `patience` proposals in a row that bring
         # nothing new, and in any case after `max_proposals`.
@@ -193,9 +201,30 @@ class Strategy(ABC):
     def run(self, progress: Progress | None = None) -> None:
         """Searches until `done` (or `max_proposals` is reached)."""
 
+    def initial(self, rng: np.random.Generator, number: int) -> Architecture:
+        """The `number`-th member (0-based) of a starting population: uniformly random; with
+        `start`, `start` itself and then `start` with 1..START_EDITS random edits."""
+        if self.start is None:
+            return Architecture.sample(rng, self.space)
+        arch = self.start
+        for _ in range(int(rng.integers(1, START_EDITS + 1)) if number else 0):
+            arch = mutate(arch, rng)
+        return arch
+
     def _report(self, progress: Progress | None) -> None:
         if progress is not None:
             progress(len(self.evaluator.history), self.evaluator.budget)
+
+
+def mutate(arch: Architecture, rng: np.random.Generator) -> Architecture:
+    """`arch` with one decision set to another choice (uniformly: decision, then choice)."""
+    counts = arch.space.choice_counts
+    positions = [p for p, c in enumerate(counts) if c > 1]
+    position = int(rng.choice(positions))
+    choices = list(arch.choices)
+    other = int(rng.integers(counts[position] - 1))
+    choices[position] = other if other < choices[position] else other + 1
+    return Architecture(arch.space, tuple(choices))
 
 
 def get_strategy(name: str) -> type[Strategy]:

@@ -3,7 +3,8 @@
 A population of the most recent `population_size` evaluated architectures;
 each cycle samples `sample_size` of them, mutates the one with the best reward
 (one decision changed to another choice, uniformly), evaluates the child,
-adds it, and removes the oldest member.
+adds it, and removes the oldest member. The first members are random, or, from a
+start (a baseline-relative search's a0), that start and its near neighbours.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from rlnas.model.arch import Architecture
 from rlnas.model.space import Space
 from rlnas.search.evaluate import Evaluation, Evaluator
-from rlnas.search.strategies import EvolutionSettings, Progress, Strategy
+from rlnas.search.strategies import EvolutionSettings, Progress, Strategy, mutate
 
 
 class RegularizedEvolution(Strategy):
@@ -42,15 +43,6 @@ class RegularizedEvolution(Strategy):
         self.population_size = settings.population_size
         self.sample_size = settings.sample_size
 
-    def mutate(self, arch: Architecture, rng: np.random.Generator) -> Architecture:
-        counts = self.space.choice_counts
-        positions = [p for p, c in enumerate(counts) if c > 1]
-        position = int(rng.choice(positions))
-        choices = list(arch.choices)
-        other = int(rng.integers(counts[position] - 1))
-        choices[position] = other if other < choices[position] else other + 1
-        return Architecture(self.space, tuple(choices))
-
     def run(self, progress: Progress | None = None) -> None:
         rng = np.random.default_rng(self.seed)
         population: deque[tuple[Architecture, Evaluation]] = deque()
@@ -58,11 +50,11 @@ class RegularizedEvolution(Strategy):
             if self.done:
                 return
             if len(population) < self.population_size:
-                child = Architecture.sample(rng, self.space)
+                child = self.initial(rng, len(population))
             else:
                 picks = rng.choice(len(population), self.sample_size, replace=False)
                 parent = max((population[i] for i in picks), key=lambda m: m[1].reward)[0]
-                child = self.mutate(parent, rng)
+                child = mutate(parent, rng)
             population.append((child, self.evaluator.evaluate(child)))
             if len(population) > self.population_size:
                 population.popleft()

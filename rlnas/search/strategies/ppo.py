@@ -22,7 +22,6 @@ from stable_baselines3.common.callbacks import BaseCallback
 from rlnas.envs.arch_builder import ArchBuilderEnv
 from rlnas.envs.arch_editor import ArchEditorEnv
 from rlnas.files import atomic_write
-from rlnas.model.arch import Architecture
 from rlnas.model.space import Space
 from rlnas.search.evaluate import Evaluator
 from rlnas.search.strategies import PPOSettings, Progress, Strategy
@@ -92,7 +91,8 @@ class PPOController(Strategy):
             atomic_write(self.checkpoint, lambda tmp: model.save(tmp))
 
     def _editor(self, progress: Progress | None) -> ArchEditorEnv:
-        """The editing environment, its population started with random architectures."""
+        """The editing environment, its population started with random architectures (or with
+        `start` and its near neighbours)."""
         settings = self.settings
         env = ArchEditorEnv(
             self.evaluator,
@@ -105,7 +105,7 @@ class PPOController(Strategy):
         for _ in range(self.max_proposals):
             if self.done or len(env.population) >= settings.population_size:
                 break
-            arch = Architecture.sample(rng, self.space)
+            arch = self.initial(rng, len(env.population))
             env.add(arch, self.evaluator.evaluate(arch))
             self._report(progress)
         return env

@@ -1,0 +1,245 @@
+"""The report of `rlnas verify`: trained top-1 against measured latency, candidates and baselines.
+
+`write_verified_report(run)` reads `<run>/verified.parquet` and writes
+`verified.md` and `verified.png`. The markdown follows the tables of Deci's
+white paper: the candidates in latency bands whose edges are the baselines'
+measured latencies, and under each candidate the baselines it is faster than,
+with the latency improvement (% and x) and the accuracy difference (points of
+trained top-1). In a baseline-relative run it says whether the accuracy
+constraint held for real and how much faster than a0 the fastest candidate
+that kept it is. The plot shows trained top-1 (mean, with the spread over
+seeds) against measured latency, the Pareto front of those points, and each
+network's predicted point (search score, table latency) linked to its
+measured one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from rlnas.errors import RlnasError
+from rlnas.files import atomic_write, atomic_write_text
+from rlnas.results.report import band
+from rlnas.search.run_folder import (
+    VERIFIED,
+    VERIFIED_PLOT,
+    VERIFIED_REPORT,
+    RunFolder,
+)
+
+COLORS = {"candidate": "tab:red", "baseline": "tab:blue"}
+
+
+def load_verified(run_path: Path) -> pd.DataFrame:
+    path = Path(run_path) / VERIFIED
+    if not path.is_file():
+        raise RlnasError(f"run {run_path} has no {VERIFIED}; run `rlnas verify {run_path}` first")
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for damaged files
+        raise RlnasError(
+            f"{path} is unreadable ({type(exc).__name__}); move it away and rerun "
+            f"`rlnas verify {run_path}` (trainings are cached)"
+        ) from None
+
+
+def _top1(row: pd.Series) -> str:
+    if not row["seeds"]:
+        return "not trained yet"
+    spread = "" if pd.isna(row["top1_std"]) else f" ± {row['top1_std']:.3f}"
+    return f"{row['top1_mean']:.4f}{spread} (n={row['seeds']})"
+
+
+def _held(value: bool | None) -> str:
+    return "n/a" if value is None or value != value else ("yes" if value else "**no**")
+
+
+def wins(candidate: pd.Series, baselines: pd.DataFrame) -> list[str]:
+    """The baselines slower than `candidate` (measured), with the improvements over each."""
+    out = []
+    for _, base in baselines[baselines["measured_ms"] > candidate["measured_ms"]].iterrows():
+        gain = (1 - candidate["measured_ms"] / base["measured_ms"]) * 100
+        speedup = base["measured_ms"] / candidate["measured_ms"]
+        points = (candidate["top1_mean"] - base["top1_mean"]) * 100
+        out.append(
+            f"{base['name']} ({base['measured_ms']:.2f} ms, top-1 {base['top1_mean']:.4f}): "
+            f"latency -{gain:.1f}% ({speedup:.2f}x), accuracy {points:+.2f} points"
+        )
+    return out
+
+
+def verdict(run: RunFolder, frame: pd.DataFrame) -> list[str]:
+    """Whether the baseline constraint held for real, with the numbers."""
+    a0 = run.provenance.baseline
+    base = frame[frame["is_a0"]]
+    if a0 is None or base.empty:
+        return []
+    base_row = base.iloc[0]
+    floor = (1 - a0.accuracy_drop) * base_row["top1_mean"]
+    candidates = frame[frame["kind"] == "candidate"]
+    kept = candidates[candidates["constraint_held"].fillna(False).astype(bool)]
+    lines = [
+        "",
+        "## The constraint, for real",
+        "",
+        f"a0 = {a0.name}: trained top-1 {_top1(base_row)}, measured {base_row['measured_ms']:.2f}"
+        f" ms. Floor: (1 - {a0.accuracy_drop:g}) x a0 = {floor:.4f}. The search's own floor "
+        f"was {a0.accuracy_floor:.4f} on its source ({a0.accuracy_source}).",
+        "",
+        f"{len(kept)} of {len(candidates)} candidates kept the floor when trained.",
+    ]
+    if len(kept):
+        best = kept.sort_values("measured_ms").iloc[0]
+        lines.append(
+            f"Fastest that kept it: {best['name']}, {best['measured_ms']:.2f} ms measured, "
+            f"{base_row['measured_ms'] / best['measured_ms']:.2f}x faster than a0, top-1 "
+            f"{_top1(best)} ({(best['top1_mean'] / base_row['top1_mean']):.3f}x a0's)."
+        )
+    else:
+        lines.append(
+            "None kept it: the search's accuracy source ranked them above the floor, training "
+            "did not. The most accurate candidate reached "
+            f"{candidates['top1_mean'].max():.4f} against the floor {floor:.4f}."
+        )
+    return lines
+
+
+def verified_markdown(run: RunFolder, frame: pd.DataFrame) -> str:
+    config = run.config
+    first = frame.iloc[0]
+    lines = [
+        f"# Verified: {run.path.name}",
+        "",
+        f"Search: {config.strategy} on `{config.space}`, {config.device} {config.precision}, "
+        f"score = {config.score_name()}. Each network trained {first['epochs']} epochs with the "
+        f"trained source's short recipe, seeds 0..{frame['seeds'].max() - 1}; top-1 on the "
+        f"{first['top1_split']} images; latency measured end to end (median of passes).",
+        "",
+        "| network | kind | trained top-1 | score (search) | measured ms | predicted ms | "
+        "params (M) | constraint held |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for _, row in frame.sort_values("measured_ms").iterrows():
+        name = f"{row['name']} (a0)" if row["is_a0"] else row["name"]
+        lines.append(
+            f"| {name} | {row['kind']} | {_top1(row)} | {row['score']:.4f} | "
+            f"{row['measured_ms']:.2f} | {row['predicted_ms']:.2f} | {row['params'] / 1e6:.2f} | "
+            f"{_held(row['constraint_held'])} |"
+        )
+    lines += verdict(run, frame)
+    trained = frame[frame["seeds"] > 0]
+    baselines = trained[trained["kind"] == "baseline"].sort_values("measured_ms")
+    edges = list(zip(baselines["measured_ms"], baselines["name"], strict=True))
+    lines += ["", "## Candidates against the baselines (trained, measured)"]
+    current = None
+    for _, cand in trained[trained["kind"] == "candidate"].sort_values("measured_ms").iterrows():
+        where = band(cand["measured_ms"], edges)
+        if where != current:
+            lines += ["", f"**{where}**", ""]
+            current = where
+        lines.append(f"- {cand['name']}: {cand['measured_ms']:.2f} ms, top-1 {_top1(cand)}")
+        lines += [f"  - vs {w}" for w in wins(cand, baselines)]
+    lines += ["", "Architectures:", ""]
+    lines += [f"- {row['name']}: `{row['arch']}`" for _, row in frame.iterrows()]
+    return "\n".join(lines) + "\n"
+
+
+def _front(frame: pd.DataFrame) -> pd.DataFrame:
+    """Points not dominated in (higher trained top-1, lower measured latency)."""
+    best, keep = -1.0, []
+    for index, row in frame.sort_values("measured_ms").iterrows():
+        if row["top1_mean"] > best:
+            keep.append(index)
+            best = row["top1_mean"]
+    return frame.loc[keep].sort_values("measured_ms")
+
+
+def plot_verified(run: RunFolder, frame: pd.DataFrame, path: Path) -> None:
+    trained = frame[frame["seeds"] > 0]
+    proxy = run.config.accuracy_kind() == "proxy"
+    figure, axes = plt.subplots(figsize=(7.5, 5), dpi=120)
+    for kind, group in trained.groupby("kind"):
+        color = COLORS.get(str(kind), "tab:gray")
+        axes.errorbar(
+            group["measured_ms"],
+            group["top1_mean"],
+            yerr=group["top1_std"].fillna(0),
+            fmt="o",
+            color=color,
+            capsize=3,
+            label=f"{kind}s: trained, measured",
+            zorder=3,
+        )
+        # A proxy score is no accuracy: its predicted point keeps the trained top-1.
+        predicted = group["top1_mean"] if proxy else group["score"]
+        axes.scatter(
+            group["predicted_ms"],
+            predicted,
+            facecolors="none",
+            edgecolors=color,
+            alpha=0.6,
+            label=f"{kind}s: predicted (search score, table)",
+            zorder=2,
+        )
+        for (_, row), y in zip(group.iterrows(), predicted, strict=True):
+            axes.plot(
+                [row["predicted_ms"], row["measured_ms"]],
+                [y, row["top1_mean"]],
+                color=color,
+                alpha=0.3,
+                linewidth=0.8,
+            )
+            label = f"{row['name']} (a0)" if row["is_a0"] else row["name"]
+            axes.annotate(
+                label,
+                (row["measured_ms"], row["top1_mean"]),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=7,
+            )
+    if len(trained):
+        front = _front(trained)
+        axes.step(
+            front["measured_ms"],
+            front["top1_mean"],
+            where="post",
+            color="black",
+            alpha=0.5,
+            label="Pareto front (trained, measured)",
+        )
+    a0 = run.provenance.baseline
+    base = trained[trained["is_a0"]]
+    if a0 is not None and len(base):
+        floor = (1 - a0.accuracy_drop) * base["top1_mean"].iloc[0]
+        axes.axhline(
+            floor,
+            color="tab:green",
+            linestyle="--",
+            linewidth=1,
+            label=f"floor: {1 - a0.accuracy_drop:g} x a0's top-1",
+        )
+    axes.set_xlabel(f"latency on {run.config.device} {run.config.precision} (ms, batch 1)")
+    split = frame["top1_split"].iloc[0]
+    axes.set_ylabel(f"trained top-1 ({split} images)")
+    axes.set_title(f"{run.path.name}: verified", fontsize=9)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
+    plt.close(figure)
+
+
+def write_verified_report(run_path: Path) -> tuple[Path, Path]:
+    """Writes `verified.md` and `verified.png` into the run folder; returns their paths."""
+    run = RunFolder.open(run_path)
+    frame = load_verified(run_path)
+    markdown, figure = run.file(VERIFIED_REPORT), run.file(VERIFIED_PLOT)
+    atomic_write_text(verified_markdown(run, frame), markdown)
+    plot_verified(run, frame, figure)
+    return markdown, figure

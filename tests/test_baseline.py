@@ -1,0 +1,210 @@
+"""The baseline-relative search (`--baseline A0 --accuracy-drop D`) and `rlnas verify`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import tiny_space
+
+from rlnas.errors import RlnasError
+from rlnas.model.arch import Architecture
+from rlnas.model.baselines import get_baseline
+from rlnas.model.nbmacro import from_code
+from rlnas.model.space import get_space
+from rlnas.results.verify import VerifyConfig, verify_run
+from rlnas.search.baseline import parse_drop, resolve_baseline
+from rlnas.search.config import SearchConfig
+from rlnas.search.rewards import RewardConfig
+from rlnas.search.run import run_search
+from rlnas.search.run_folder import VERIFIED, VERIFIED_PLOT, VERIFIED_REPORT, RunFolder
+
+
+def test_reward_under_an_accuracy_floor():
+    config = RewardConfig("hard", target_ms=10.0, accuracy_floor=0.8)
+    # Feasible: the faster the better, whatever the accuracy above the floor.
+    assert config.reward(0.81, 5.0) == pytest.approx(0.5)
+    assert config.reward(0.81, 4.0) > config.reward(0.99, 5.0)
+    assert config.feasible(5.0, 0, 0.8) and not config.feasible(5.0, 0, 0.79)
+    assert not config.feasible(11.0, 0, 0.9)
+    # Every infeasible one below every feasible one; closer to the limits is higher.
+    assert config.reward(0.79, 1.0) < config.reward(0.8, 10.0)
+    assert config.reward(0.9, 10.5) < 0
+    assert config.reward(0.7, 5.0) < config.reward(0.79, 5.0) < 0
+    assert config.reward(0.9, 15.0) < config.reward(0.9, 12.0)
+    with pytest.raises(RlnasError, match="use mode hard"):
+        RewardConfig("mnas", accuracy_floor=0.5)
+    with pytest.raises(RlnasError, match="must be > 0"):
+        RewardConfig("hard", accuracy_floor=0.0)
+
+
+def test_parse_drop():
+    assert parse_drop("1%") == pytest.approx(0.01)
+    assert parse_drop(" 2.5% ") == pytest.approx(0.025)
+    assert parse_drop("0.01") == pytest.approx(0.01)
+    with pytest.raises(RlnasError, match="'one' is not a number"):
+        parse_drop("one")
+
+
+def test_resolve_baseline(tmp_path):
+    space = get_space("mobilenet")
+    assert resolve_baseline("mobilenetv2", space) == get_baseline("mobilenetv2").architecture()
+    text = str(get_baseline("efficientnet_b0").architecture())
+    assert str(resolve_baseline(text, space)) == text
+    export = tmp_path / "a0.json"
+    export.write_text(json.dumps({"arch": text, "space_digest": space.digest}))
+    assert str(resolve_baseline(str(export), space)) == text
+    with pytest.raises(RlnasError, match="member of the resnet space"):
+        resolve_baseline("resnet18", space)
+    with pytest.raises(RlnasError, match="no baseline name"):
+        resolve_baseline("mobilenetv3", space)
+    with pytest.raises(RlnasError, match="does not exist"):
+        resolve_baseline(str(tmp_path / "missing.json"), space)
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(RlnasError, match="not an architecture export"):
+        resolve_baseline(str(tmp_path / "bad.json"), space)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "give a latency target"),
+        ({"baseline": "mobilenetv2"}, "a proxy score is a percentile"),
+        ({"baseline": "mobilenetv2", "predictor": "p.parquet", "reward": "mnas"}, "drop --reward"),
+        ({"baseline": "mobilenetv2", "predictor": "p.parquet", "accuracy_drop": 1.5}, "fraction"),
+    ],
+)
+def test_bad_baseline_settings(kwargs, message):
+    with pytest.raises(RlnasError, match=message):
+        SearchConfig(**kwargs)
+
+
+@pytest.fixture(scope="module")
+def nbmacro_accuracy(shared_data, tmp_path_factory):
+    """NAS-Bench-Macro's 3-seed mean accuracy keyed by canonical string."""
+    bench = pd.read_parquet(shared_data / "nbmacro" / "nbmacro_cifar10.parquet")
+    path = tmp_path_factory.mktemp("nbmacro") / "accuracy.parquet"
+    strings = [str(from_code(code)) for code in bench["arch"]]
+    pd.DataFrame({"arch_str": strings, "mean_acc": bench["mean_acc"]}).to_parquet(path)
+    return path, dict(zip(strings, bench["mean_acc"] / 100, strict=True))
+
+
+@pytest.mark.parametrize("strategy", ["evolution", "ppo"])
+def test_search_starts_at_a0_and_keeps_its_accuracy(nbmacro_accuracy, tmp_path, strategy):
+    path, truth = nbmacro_accuracy
+    a0 = sorted(truth, key=truth.get)[len(truth) // 2]  # a network of middling accuracy
+    config = SearchConfig(
+        space="nbmacro",
+        strategy=strategy,
+        accuracy_file=path,
+        accuracy_column="mean_acc",
+        baseline=a0,
+        accuracy_drop=0.01,
+        budget=40,
+    )
+    result = run_search(config, tmp_path / "run")
+    target = result.baseline
+    assert target is not None and target.arch == a0
+    assert target.accuracy == pytest.approx(truth[a0])
+    assert target.accuracy_floor == pytest.approx(0.99 * truth[a0])
+    assert target.target_ms == target.latency_ms  # no --latency-ms: a0's latency is the limit
+    frame = result.evaluations
+    space = get_space("nbmacro")
+    assert frame["arch"].iloc[0] == a0  # the search starts at a0 ...
+    first = [Architecture.decode(a, space).choices for a in frame["arch"].head(10)]
+    edits = [sum(x != y for x, y in zip(c, first[0], strict=True)) for c in first]
+    assert max(edits) <= 3  # ... and its starting population is a0's neighbourhood
+    feasible = (frame["accuracy"] >= target.accuracy_floor) & (
+        frame["latency_ms"] <= target.target_ms
+    )
+    assert list(frame["feasible"]) == list(feasible)
+    best = result.best
+    assert best["feasible"] and best["latency_ms"] == frame[feasible]["latency_ms"].min()
+    # Stored with the run and read back; the same command resumes the run.
+    run = RunFolder.open(tmp_path / "run")
+    assert run.provenance.baseline == target and run.config.target_ms == target.target_ms
+    assert run.ranked()["arch"].iloc[0] == best["arch"]
+    again = run_search(config, tmp_path / "run")
+    assert again.replayed == len(frame) and again.best["arch"] == best["arch"]
+
+
+@pytest.fixture
+def tiny_run(tmp_path, shared_data):
+    """A baseline-relative run in the tiny space (3 networks) with 600 + 200 images."""
+    space = tiny_space(tmp_path)
+    source = np.load(shared_data / "cifar10" / "cifar10_subset.npz")
+    rng = np.random.default_rng(0)
+    train = rng.choice(len(source["y_train"]), 600, replace=False)
+    test = rng.choice(len(source["y_test"]), 200, replace=False)
+    data = tmp_path / "small.npz"
+    np.savez(
+        data,
+        x_train=source["x_train"][train],
+        y_train=source["y_train"][train],
+        x_test=source["x_test"][test],
+        y_test=source["y_test"][test],
+    )
+    accuracy, latency = tmp_path / "acc.csv", tmp_path / "ms.csv"
+    pd.DataFrame({"arch_index": [0, 1, 2], "acc": [80.0, 85.0, 90.0]}).to_csv(accuracy)
+    pd.DataFrame({"arch_index": [0, 1, 2], "ms": [1.0, 2.0, 3.0]}).to_csv(latency)
+    a0 = str(Architecture.from_index(2, str(space)))
+    config = SearchConfig(
+        space=str(space),
+        strategy="random",
+        budget=3,
+        accuracy_file=accuracy,
+        accuracy_column="acc",
+        latency_file=latency,
+        latency_column="ms",
+        baseline=a0,
+        accuracy_drop=0.1,
+        data=data,
+    )
+    run_search(config, tmp_path / "run")
+    return tmp_path / "run", space
+
+
+def test_ranked_fastest_above_the_floor(tiny_run):
+    run = RunFolder.open(tiny_run[0])
+    order = run.ranked()
+    # floor 0.81: index 1 (0.85, 2 ms) first, then a0 (0.90, 3 ms); index 0 (0.80) misses it
+    assert list(order["accuracy"]) == pytest.approx([0.85, 0.90, 0.80])
+    assert list(order["feasible"]) == [True, True, False]
+
+
+@pytest.mark.slow
+def test_verify_trains_times_and_resumes(tiny_run):
+    path, _ = tiny_run
+    trainings: list[str] = []
+    config = VerifyConfig(top=2, seeds=2, epochs=1, passes=1, baselines=())
+    frame = verify_run(path, config, notice=lambda arch, what: trainings.append(what))
+    # a0 and ranks 1-2 (rank 2 is a0 itself: trained once per seed), 2 seeds each
+    assert len(trainings) == 4
+    assert list(frame["name"]) == ["a0", "rank1", "rank2"]
+    assert list(frame["seeds"]) == [2, 2, 2] and set(frame["top1_split"]) == {"test"}
+    assert frame["is_a0"].tolist() == [True, False, False]
+    assert frame["top1_mean"].iloc[0] == frame["top1_mean"].iloc[2]  # the same trainings
+    assert frame["constraint_held"].iloc[0] is None
+    assert frame["constraint_held"].iloc[2] is True  # a0 keeps 0.9x itself
+    assert (frame["measured_ms"] > 0).all()
+    stored = pd.read_parquet(path / VERIFIED)
+    assert len(json.loads(stored["top1_seeds"].iloc[1])) == 2
+    report = (path / VERIFIED_REPORT).read_text()
+    assert "## The constraint, for real" in report and "candidates kept the floor" in report
+    assert (path / VERIFIED_PLOT).stat().st_size > 0
+    # A rerun trains nothing (every training is cached) and writes the same table.
+    trainings.clear()
+    again = verify_run(path, config, notice=lambda arch, what: trainings.append(what))
+    assert trainings == []
+    assert again["top1_mean"].tolist() == frame["top1_mean"].tolist()
+
+
+def test_verify_bad_input(tiny_run, tmp_path):
+    with pytest.raises(RlnasError, match="--seeds must be >= 1"):
+        VerifyConfig(seeds=0)
+    with pytest.raises(RlnasError, match="choose from"):
+        VerifyConfig(baselines=("mobilenetv9",))
+    with pytest.raises(RlnasError, match="is not a run folder"):
+        verify_run(tmp_path / "nowhere", VerifyConfig())
