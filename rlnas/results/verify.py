@@ -52,6 +52,7 @@ class VerifyConfig:
         train_device: cpu or cuda (default: cuda where torch sees a GPU).
         threads: Intra-op threads of the end-to-end timing (CPU backends).
         passes: Timing passes per network.
+        timing: Harness settings of the end-to-end timing.
     """
 
     top: int = 5
