@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import settings
 
@@ -34,6 +35,23 @@ def private_rlnas_home(tmp_path_factory, monkeypatch, session_calibrations):
     """Tests never read or write the user's own ~/.rlnas."""
     monkeypatch.setenv("RLNAS_HOME", str(tmp_path_factory.mktemp("rlnas_home")))
     monkeypatch.setenv("RLNAS_CALIBRATIONS", str(session_calibrations))
+
+
+def small_images(folder: Path, shared: Path) -> Path:
+    """600 training and 200 test images of the shared CIFAR-10 subset (a seeded sample)."""
+    source = np.load(shared / "cifar10" / "cifar10_subset.npz")
+    rng = np.random.default_rng(0)
+    train = rng.choice(len(source["y_train"]), 600, replace=False)
+    test = rng.choice(len(source["y_test"]), 200, replace=False)
+    data = folder / "small.npz"
+    np.savez(
+        data,
+        x_train=source["x_train"][train],
+        y_train=source["y_train"][train],
+        x_test=source["x_test"][test],
+        y_test=source["y_test"][test],
+    )
+    return data
 
 
 def tiny_space(folder: Path, widths: tuple[int, ...] = (8, 16, 24)) -> Path:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
-from conftest import tiny_space
+from conftest import small_images, tiny_space
 
 from rlnas.errors import RlnasError
 from rlnas.model.arch import Architecture
 from rlnas.model.baselines import get_baseline
 from rlnas.model.nbmacro import from_code
 from rlnas.model.space import get_space
+from rlnas.results.verified_report import write_verified_report
 from rlnas.results.verify import VerifyConfig, verify_run
 from rlnas.search.baseline import parse_drop, resolve_baseline
 from rlnas.search.config import SearchConfig
@@ -134,18 +134,7 @@ def test_search_starts_at_a0_and_keeps_its_accuracy(nbmacro_accuracy, tmp_path, 
 def tiny_run(tmp_path, shared_data):
     """A baseline-relative run in the tiny space (3 networks) with 600 + 200 images."""
     space = tiny_space(tmp_path)
-    source = np.load(shared_data / "cifar10" / "cifar10_subset.npz")
-    rng = np.random.default_rng(0)
-    train = rng.choice(len(source["y_train"]), 600, replace=False)
-    test = rng.choice(len(source["y_test"]), 200, replace=False)
-    data = tmp_path / "small.npz"
-    np.savez(
-        data,
-        x_train=source["x_train"][train],
-        y_train=source["y_train"][train],
-        x_test=source["x_test"][test],
-        y_test=source["y_test"][test],
-    )
+    data = small_images(tmp_path, shared_data)
     accuracy, latency = tmp_path / "acc.csv", tmp_path / "ms.csv"
     pd.DataFrame({"arch_index": [0, 1, 2], "acc": [80.0, 85.0, 90.0]}).to_csv(accuracy)
     pd.DataFrame({"arch_index": [0, 1, 2], "ms": [1.0, 2.0, 3.0]}).to_csv(latency)
@@ -208,3 +197,10 @@ def test_verify_bad_input(tiny_run, tmp_path):
         VerifyConfig(baselines=("mobilenetv9",))
     with pytest.raises(RlnasError, match="is not a run folder"):
         verify_run(tmp_path / "nowhere", VerifyConfig())
+    path, _ = tiny_run
+    with pytest.raises(RlnasError, match=r"has no verified\.parquet; run `rlnas verify"):
+        write_verified_report(path)
+    (path / VERIFIED).write_bytes(b"not parquet")
+    with pytest.raises(RlnasError, match=r"is unreadable .*rerun `rlnas verify"):
+        write_verified_report(path)
+    assert (path / VERIFIED).read_bytes() == b"not parquet"  # never overwritten

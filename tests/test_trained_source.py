@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import tiny_space
+from conftest import small_images, tiny_space
 
 from rlnas.accuracy import trained
 from rlnas.accuracy.recipe import Recipe
@@ -23,18 +23,7 @@ from rlnas.search.run import run_search
 def tiny(tmp_path, shared_data):
     """The tiny space and 600 training + 200 test images (16 px) of the shared subset."""
     space = tiny_space(tmp_path, widths=(8, 16))
-    source = np.load(shared_data / "cifar10" / "cifar10_subset.npz")
-    rng = np.random.default_rng(0)
-    train = rng.choice(len(source["y_train"]), 600, replace=False)
-    test = rng.choice(len(source["y_test"]), 200, replace=False)
-    data = tmp_path / "small.npz"
-    np.savez(
-        data,
-        x_train=source["x_train"][train],
-        y_train=source["y_train"][train],
-        x_test=source["x_test"][test],
-        y_test=source["y_test"][test],
-    )
+    data = small_images(tmp_path, shared_data)
     return space, data
 
 

@@ -31,7 +31,24 @@ from rlnas.search.run_folder import (
     VERIFIED_PLOT,
     VERIFIED_REPORT,
     RunFolder,
+    read_frame,
 )
+
+# The columns the report reads (see `rlnas.results.verify.verified_frame`).
+VERIFIED_COLUMNS = {
+    "name": "text",
+    "kind": "text",
+    "arch": "text",
+    "score": "number?",
+    "predicted_ms": "number?",
+    "measured_ms": "number",
+    "params": "number",
+    "seeds": "number",
+    "top1_split": "text",
+    "top1_mean": "number?",
+    "top1_std": "number?",
+    "is_a0": "bool",
+}
 
 COLORS = {"candidate": "tab:red", "baseline": "tab:blue"}
 
@@ -40,13 +57,8 @@ def load_verified(run_path: Path) -> pd.DataFrame:
     path = Path(run_path) / VERIFIED
     if not path.is_file():
         raise RlnasError(f"run {run_path} has no {VERIFIED}; run `rlnas verify {run_path}` first")
-    try:
-        return pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several types for damaged files
-        raise RlnasError(
-            f"{path} is unreadable ({type(exc).__name__}); move it away and rerun "
-            f"`rlnas verify {run_path}` (trainings are cached)"
-        ) from None
+    fix = f"move it away and rerun `rlnas verify {run_path}` (trainings are cached)"
+    return read_frame(path, VERIFIED_COLUMNS, fix)
 
 
 def _top1(row: pd.Series) -> str:
