@@ -121,6 +121,21 @@ def _baseline_scores(run: RunFolder, names: Sequence[str]) -> dict[str, float]:
     return scores
 
 
+def measures_baselines(run: RunFolder, asked: bool) -> bool:
+    """Whether the named baselines are measured with this run (where `asked`): they are
+    ImageNet-style networks, compared with runs of image (macro) spaces only."""
+    return asked and get_space(run.config.space).COMPARES_WITH_BASELINES
+
+
+def a0_name(run: RunFolder, named: bool) -> str | None:
+    """The name of a baseline-relative run's a0 among its measured rows: its baseline name
+    where it is one of the `named` baselines measured, else `A0`; None without a0."""
+    a0 = run.provenance.baseline
+    if a0 is None:
+        return None
+    return a0.name if named and a0.name in BASELINE_NAMES else A0
+
+
 def _entries(run: RunFolder, config: MeasureConfig) -> list[_Entry]:
     space = get_space(run.config.space)
     entries = []
@@ -130,13 +145,13 @@ def _entries(run: RunFolder, config: MeasureConfig) -> list[_Entry]:
             _Entry(f"rank{row['rank']}", "candidate", int(row["rank"]), arch, row["accuracy"])
         )
     a0 = run.provenance.baseline
-    if a0 is not None and a0.name not in BASELINE_NAMES:
+    named = measures_baselines(run, config.baselines)
+    if a0 is not None and a0_name(run, named) == A0:
         # The user's own baseline of a baseline-relative search, scored by the run's source.
         entries.append(
             _Entry(A0, "baseline", None, Architecture.decode(a0.arch, space), a0.accuracy)
         )
-    # Baselines are ImageNet-style networks: they compare with runs of image (macro) spaces.
-    if config.baselines and space.COMPARES_WITH_BASELINES:
+    if named:
         scores = _baseline_scores(run, BASELINE_NAMES)
         for name in BASELINE_NAMES:
             entries.append(

@@ -35,7 +35,14 @@ from rlnas.files import atomic_write_parquet
 from rlnas.hardware.timing import TimingConfig
 from rlnas.model.arch import Architecture
 from rlnas.model.space import get_space
-from rlnas.results.measure import A0, BASELINE_NAMES, KEY_COLUMNS, MeasureConfig, measure_run
+from rlnas.results.measure import (
+    BASELINE_NAMES,
+    KEY_COLUMNS,
+    MeasureConfig,
+    a0_name,
+    measure_run,
+    measures_baselines,
+)
 from rlnas.search.run_folder import MEASURED, MEASURED_COLUMNS, VERIFIED, RunFolder, read_frame
 
 
@@ -84,14 +91,16 @@ VerifyProgress = Callable[[int, int, str], None]
 def _measured(run: RunFolder, config: VerifyConfig) -> pd.DataFrame:
     """The run's end-to-end rows for this device and precision, measured where missing."""
     device, precision = run.config.device, run.config.precision or "fp32"
+    named = measures_baselines(run, True)
     wanted = {f"rank{r}" for r in run.ranked()["rank"].head(config.top)}
+    wanted |= set(config.baselines) if named else set()
+    a0 = a0_name(run, named)
+    wanted |= {a0} if a0 is not None else set()
     out = run.file(MEASURED)
     if out.is_file():
         frame = read_frame(out, MEASURED_COLUMNS, f"move {out} away to measure the run afresh")
         here = frame[(frame["device"] == device) & (frame["precision"] == precision)]
-        if wanted <= set(here["name"]) and (
-            run.provenance.baseline is None or len(here[here["kind"] == "baseline"])
-        ):
+        if wanted <= set(here["name"]):
             return here
     measure = MeasureConfig(
         device=device,
@@ -106,14 +115,13 @@ def _measured(run: RunFolder, config: VerifyConfig) -> pd.DataFrame:
 
 def _networks(run: RunFolder, config: VerifyConfig, measured: pd.DataFrame) -> pd.DataFrame:
     """The rows to train: the top candidates, a0, and the chosen baselines (a0 first)."""
-    a0 = run.provenance.baseline
-    a0_name = None if a0 is None else (a0.name if a0.name in BASELINE_NAMES else A0)
+    a0 = a0_name(run, measures_baselines(run, True))
     candidates = measured[measured["kind"] == "candidate"]
     ranks = pd.to_numeric(candidates["rank"], errors="coerce")
     candidates = candidates[ranks <= config.top].sort_values("rank")
-    keep = measured["name"].isin(config.baselines) | (measured["name"] == a0_name)
+    keep = measured["name"].isin(config.baselines) | (measured["name"] == a0)
     baselines = measured[(measured["kind"] == "baseline") & keep].copy()
-    baselines["is_a0"] = baselines["name"] == a0_name
+    baselines["is_a0"] = baselines["name"] == a0
     baselines = baselines.sort_values(["is_a0", "measured_ms"], ascending=[False, True])
     frame = pd.concat([baselines, candidates.assign(is_a0=False)], ignore_index=True)
     return frame.drop_duplicates(KEY_COLUMNS)

@@ -16,6 +16,7 @@ What was decided (`BaselineTarget`) is kept in the run folder's config.json.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,3 +134,10 @@ def baseline_target(
         target_ms=config.latency_ms if config.latency_ms is not None else latency_ms,
         accuracy_source=source,
     )
+
+
+def with_limit(config: SearchConfig, target: BaselineTarget | None) -> SearchConfig:
+    """`config` with the latency limit a0 set as its target (where it had none)."""
+    if target is None or config.latency_ms is not None:
+        return config
+    return dataclasses.replace(config, latency_ms=target.target_ms)

@@ -23,7 +23,12 @@ from rlnas.hardware.devices import get_precision
 from rlnas.model.arch import Architecture
 from rlnas.model.space import get_space
 from rlnas.search import run_folder
-from rlnas.search.baseline import BaselineTarget, baseline_target, resolve_baseline
+from rlnas.search.baseline import (
+    BaselineTarget,
+    baseline_target,
+    resolve_baseline,
+    with_limit,
+)
 from rlnas.search.config import SearchConfig
 from rlnas.search.evaluate import Evaluator
 from rlnas.search.plots import plot_pareto
@@ -144,8 +149,7 @@ def run_search(
     strategy.tensorboard = tensorboard
     if provenance.baseline is not None:
         strategy.start = Architecture.decode(provenance.baseline.arch, space)
-        # The limit a0 set is this run's target from here on (RunFolder.open does the same).
-        config = dataclasses.replace(config, latency_ms=provenance.baseline.target_ms)
+    config = with_limit(config, provenance.baseline)  # as RunFolder.open reads it back
     if config.latency_min_ms is not None:
         strategy.targets = (config.latency_min_ms, config.target_ms)
     strategy.run(progress)

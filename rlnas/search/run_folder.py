@@ -38,7 +38,7 @@ from rlnas.accuracy.scorer import ProxyConfig
 from rlnas.errors import RlnasError, RunError
 from rlnas.files import atomic_write_text
 from rlnas.hardware.table import TableMeta
-from rlnas.search.baseline import BaselineTarget
+from rlnas.search.baseline import BaselineTarget, with_limit
 from rlnas.search.config import SearchConfig
 from rlnas.settings import from_json, to_json
 
@@ -251,8 +251,7 @@ class RunFolder:
         """
         path = Path(path)
         config, provenance = read_settings(path)
-        if config.latency_ms is None and provenance.baseline is not None:
-            config = dataclasses.replace(config, latency_ms=provenance.baseline.target_ms)
+        config = with_limit(config, provenance.baseline)
         results = path / EVALUATIONS
         if not results.is_file():
             raise RunError(
