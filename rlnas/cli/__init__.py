@@ -168,6 +168,7 @@ def predict(
     """Predict architectures' latency on a device from its lookup table, as on this host."""
     from rlnas.hardware.catalog import table_for
     from rlnas.hardware.endtoend import table_for_host
+    from rlnas.hardware.utilization import arch_utilization
     from rlnas.model.arch import Architecture
     from rlnas.model.baselines import get_baseline
     from rlnas.model.network import build_network, count_params
@@ -194,6 +195,9 @@ def predict(
                 "calibration": host.calibration,
             }
         )
+        utilization = arch_utilization(host.table, target)
+        if utilization is not None:
+            rows[-1]["utilization"] = f"{utilization:.1%}" if fmt == Format.table else utilization
     listing(rows, fmt, f"predicted latency on {device}")
 
 

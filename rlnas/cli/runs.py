@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
+import pandas as pd
 import typer
 from rich.progress import (
     BarColumn,
@@ -163,7 +164,13 @@ def _search(config: SearchConfig, out: Path | None = None, tensorboard: Path | N
             )
     if result.baseline is not None:
         _baseline_summary(config, result.baseline, best)
-        return
+    else:
+        _best_summary(config, best)
+    if best.get("utilization") is not None and not pd.isna(best["utilization"]):
+        typer.echo(f"rank 1 uses the accelerator at {best['utilization']:.1%} (MAC-weighted)")
+
+
+def _best_summary(config: SearchConfig, best: Any) -> None:
     within = bool(best["feasible"]) and best["latency_ms"] <= config.target_ms
     if not within:
         typer.echo(f"no architecture within {config.target_ms:g} ms was found")

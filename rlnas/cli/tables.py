@@ -130,22 +130,51 @@ def tables_calibrate(
 @tables_app.command("estimate")
 @reports_errors
 def tables_estimate(
-    device: Annotated[str, typer.Option(help="t4 or xavier-nx.")],
-    precision: Annotated[str, typer.Option(help="fp16 or int8.")] = "fp16",
+    device: Annotated[str, typer.Option(help="t4, xavier-nx or systolic.")],
+    precision: Annotated[
+        str | None, typer.Option(help="fp16 or int8 (default: fp16; systolic: int8).")
+    ] = None,
     space: Annotated[str, typer.Option(help="Space name or file.")] = "mobilenet",
     resolution: Annotated[int | None, typer.Option(help="Resolution (default: space's).")] = None,
+    batch: Annotated[int, typer.Option(help="Batch (systolic only; others: 1).")] = 1,
     out: Annotated[Path | None, typer.Option(help="Output table file.")] = None,
     published: Annotated[
         Path | None,
         typer.Option(help="Published latencies CSV (default: the Deci white paper's, shipped)."),
     ] = None,
+    array: Annotated[str, typer.Option(help="systolic: array size ROWSxCOLS.")] = "128x128",
+    clock_mhz: Annotated[float, typer.Option(help="systolic: clock in MHz.")] = 700.0,
+    mapping: Annotated[
+        str, typer.Option(help="systolic: grouped/depthwise mapping, block-diagonal or per-group.")
+    ] = "block-diagonal",
+    cost_model: Annotated[
+        str,
+        typer.Option(
+            help="systolic: analytic (U-Boost), or the baselines flops and roofline "
+            "(full utilization)."
+        ),
+    ] = "analytic",
+    bandwidth_gbs: Annotated[
+        float, typer.Option(help="systolic, roofline cost model: memory bandwidth in GB/s.")
+    ] = 30.0,
     force: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
 ) -> None:
-    """Write an estimated table (roofline model fitted on published latencies) for a device."""
-    from rlnas.hardware.estimate import estimate_table
+    """Write an estimated table for a device: a roofline model fitted on published latencies
+    (t4, xavier-nx), or the analytic systolic-array model (runtime and utilization)."""
+    from rlnas.hardware.estimate import estimate_table, systolic_table
+    from rlnas.hardware.systolic import SystolicArray, parse_array
 
+    if device == "systolic":
+        rows, cols = parse_array(array)
+        accelerator = SystolicArray(rows, cols, clock_mhz, mapping, bandwidth_gbs)
+        path = systolic_table(
+            accelerator, precision or "int8", space, resolution, batch, cost_model, out, force
+        )
+        typer.echo(f"wrote {path} (source: estimated; {cost_model} cost model, "
+                   f"{accelerator.describe()})")  # fmt: skip
+        return
     path, calibrated = estimate_table(
-        device, precision, space, resolution, 1, out, published, force
+        device, precision or "fp16", space, resolution, batch, out, published, force
     )
     typer.echo(calibrated.errors.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     typer.echo(f"wrote {path} (source: estimated; {calibrated.describe()})")

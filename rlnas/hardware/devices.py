@@ -24,6 +24,8 @@ from pathlib import Path
 from rlnas.errors import DeviceError, did_you_mean, unknown
 
 DEFAULT_DEVICE = "cpu"
+# The backend of devices that are formulas, not hardware (`rlnas.hardware.systolic`).
+ANALYTIC = "analytic"
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,8 @@ class Device:
     Attributes:
         name: Name used on the command line.
         backend: Name of the backend that compiles and times models for it.
-        backend_class: "module:Class" of that backend, imported only when used.
+        backend_class: "module:Class" of that backend, imported only when used ("" for an
+            analytic device, which nothing measures).
         precisions: Precisions the backend offers on it, the default first.
         packages: Python modules the backend imports.
         gpu: Whether it is an NVIDIA GPU (the measuring host is then the GPU's name).
@@ -183,6 +186,18 @@ DEVICES: dict[str, Device] = {
             seconds_per_layer={"fp32": 3.0, "fp16": 3.0, "int8": 4.0},
         ),
         Device(
+            "systolic",
+            "analytic",
+            "",
+            ("int8", "fp16"),
+            (),
+            gpu=False,
+            hardware="nothing: an analytic model (U-Boost's systolic-array runtime and "
+            "utilization)",
+            description="a TPU-like s1 x s2 systolic array; tables come from `rlnas tables "
+            "estimate --device systolic --array 128x128`",
+        ),
+        Device(
             "cuda",
             "torch-cuda",
             "rlnas.hardware.backends.torch_cuda:TorchCudaBackend",
@@ -226,6 +241,11 @@ def backend_precisions(backend: str) -> tuple[str, ...]:
 
 def measuring_host(device: Device, allow_other: bool = False, action: str = "measure") -> str:
     """The hardware that will measure, or a DeviceError saying why it cannot."""
+    if device.backend == ANALYTIC:
+        raise DeviceError(
+            f"device '{device.name}' is an analytic model with nothing to {action}; write its "
+            f"table with `rlnas tables estimate --device {device.name} --array 128x128`"
+        )
     missing = device.missing()
     gpus = gpu_names()
     if missing is not None:

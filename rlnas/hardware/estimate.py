@@ -1,4 +1,5 @@
-"""Estimated lookup tables for devices this project cannot measure (T4, Jetson Xavier NX).
+"""Estimated lookup tables for devices this project cannot measure (T4, Jetson Xavier NX,
+an analytic systolic array).
 
 The roofline cost model (`rlnas.hardware.roofline`) is calibrated per device on
 published batch-1 TensorRT latencies of well-known networks (Deci's white
@@ -11,6 +12,10 @@ plus a pull of every log-parameter towards its prior, so that kinds of
 operations few networks use stay near sensible values. Leave-one-out
 predictions (each network predicted by a model fitted without it) give the
 error that the table's metadata reports.
+
+A systolic-array table (`systolic_table`) needs no calibration: each layer's
+cycles and utilization follow from U-Boost's formulas (`rlnas.hardware.systolic`);
+it also carries the per-layer MACs and utilization columns.
 
 An estimated table has the same keys as a measured one of the same space,
 resolution and batch, `source = estimated` and the method in its metadata.
@@ -27,10 +32,11 @@ import pandas as pd
 from scipy.optimize import least_squares
 from scipy.stats import kendalltau
 
-from rlnas.errors import RlnasError
+from rlnas.errors import RlnasError, unknown
 from rlnas.files import check_output
 from rlnas.hardware.catalog import user_tables_dir
 from rlnas.hardware.roofline import CostModel, GpuSpec, OpArrays, get_spec
+from rlnas.hardware.systolic import SystolicArray, cycles_ms, layer_cost
 from rlnas.hardware.table import TableMeta, figure_rows, save_table, table_name
 from rlnas.model.layers import enumerate_layers
 from rlnas.model.space import DEFAULT_SPACE, get_space
@@ -204,3 +210,60 @@ def estimate_table(
     )
     save_table(meta, frame, out)
     return out, calibrated
+
+
+SYSTOLIC_METHODS = {
+    "analytic": "analytic systolic (U-Boost): cycles = ceil(k1*k2*c/s1) * ceil(f/s2) * h*w*b "
+    "per convolution, vector work ceil(elements/s2)",
+    "flops": "FLOPs at full utilization: MACs / (s1*s2) cycles, vector work ceil(elements/s2)",
+    "roofline": "roofline: max(MACs / (s1*s2), bytes / bandwidth) cycles, vector work at the "
+    "larger of ceil(elements/s2) and its bytes / bandwidth",
+}
+
+
+def systolic_table(
+    array: SystolicArray,
+    precision: str = "int8",
+    space: str = DEFAULT_SPACE,
+    resolution: int | None = None,
+    batch: int = 1,
+    model: str = "analytic",
+    out: Path | None = None,
+    force: bool = False,
+) -> Path:
+    """Writes a systolic-array table of every layer of the space (latency, MACs, utilization
+    under `model`, see `rlnas.hardware.systolic`); returns its path.
+
+    An existing `out` (default: the user's table of that name) is replaced only with `force`.
+    """
+    if model not in SYSTOLIC_METHODS:
+        raise RlnasError(unknown("cost model", model, SYSTOLIC_METHODS))
+    target = get_space(space)
+    resolution = target.check_resolution(resolution)
+    name = table_name("systolic", precision, target.name, resolution, batch)
+    out = check_output(
+        Path(out) if out is not None else user_tables_dir() / f"{name}.parquet", force
+    )
+    keys = enumerate_layers(target, resolution)
+    costs = [layer_cost(k, array, batch, model) for k in keys]
+    frame = figure_rows({k: cycles_ms(c.cycles, array) for k, c in zip(keys, costs, strict=True)})
+    frame["macs"] = [c.macs for c in costs]
+    frame["utilization"] = [c.utilization for c in costs]
+    meta = TableMeta(
+        device="systolic",
+        backend="analytic",
+        backend_version="none (estimated)",
+        precision=precision,
+        space=target.name,
+        space_digest=target.digest,
+        resolution=resolution,
+        batch=batch,
+        threads=0,
+        host=f"{array.describe()}: estimated, not measured",
+        source="estimated",
+        method=f"{SYSTOLIC_METHODS[model]}; {array.describe()}"
+        + (f", {array.bandwidth_gbs:g} GB/s" if model == "roofline" else ""),
+        overhead_ms=0.0,
+    )
+    save_table(meta, frame, out)
+    return out

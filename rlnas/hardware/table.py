@@ -66,6 +66,9 @@ STAT_SCHEMA = pa.schema(
 )
 SCHEMA = pa.schema(list(KEY_SCHEMA) + list(STAT_SCHEMA))
 STAT_FIELDS = tuple(STAT_SCHEMA.names)
+# Columns only some tables have (an analytic accelerator's, `rlnas.hardware.systolic`): the
+# layer's MACs on the compute array and their MAC-weighted utilization.
+UTILIZATION_SCHEMA = pa.schema([("macs", pa.float64()), ("utilization", pa.float64())])
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,7 @@ class LatencyTable:
             self.latency - self.frame["overhead_ms"].to_numpy(dtype=np.float64), 0.0
         )
         self.calibration = Calibration.from_json(meta.calibration)
+        self.has_utilization = set(UTILIZATION_SCHEMA.names) <= set(self.frame.columns)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -313,8 +317,16 @@ def figure_rows(latency: dict[LayerKey, float]) -> pd.DataFrame:
 def save_table(meta: TableMeta, frame: pd.DataFrame, path: Path) -> None:
     """Writes the table atomically: a reader never sees a half-written file."""
     frame = frame.sort_values(list(KEY_FIELDS)).reset_index(drop=True)
-    arrow = pa.Table.from_pandas(frame[SCHEMA.names], schema=SCHEMA, preserve_index=False)
+    schema = _schema(frame.columns)
+    arrow = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
     atomic_write_parquet(arrow.replace_schema_metadata(meta.to_metadata()), path)
+
+
+def _schema(columns: object) -> pa.Schema:
+    """The table schema, with the utilization columns where `columns` has them."""
+    names = set(columns)  # type: ignore[call-overload]
+    extra = list(UTILIZATION_SCHEMA) if set(UTILIZATION_SCHEMA.names) <= names else []
+    return pa.schema(list(SCHEMA) + extra)
 
 
 def read_meta(path: Path) -> TableMeta:
@@ -347,13 +359,14 @@ def load_table(path: Path) -> LatencyTable:
             f"{path} cannot be read ({exc}); rebuild it with `rlnas profile`"
         ) from None
     problems = []
-    for expected in SCHEMA:
+    schema = _schema(arrow.schema.names)
+    for expected in schema:
         if expected.name not in arrow.schema.names:
             problems.append(f"missing column '{expected.name}'")
         elif arrow.schema.field(expected.name).type != expected.type:
             got = arrow.schema.field(expected.name).type
             problems.append(f"column '{expected.name}' is {got}, expected {expected.type}")
-    extra = [n for n in arrow.schema.names if n not in SCHEMA.names]
+    extra = [n for n in arrow.schema.names if n not in schema.names]
     problems += [f"unexpected column '{n}'" for n in extra]
     if problems:
         raise TableError(
@@ -364,7 +377,8 @@ def load_table(path: Path) -> LatencyTable:
     return LatencyTable(meta, frame, path)
 
 
-# Statistics that are times: each must be a finite number, zero or more.
+# Statistics that are times (and the utilization columns): each must be a finite number,
+# zero or more.
 TIME_FIELDS = ("latency_ms", "p10_ms", "p90_ms", "mean_ms", "std_ms", "overhead_ms")
 
 
@@ -385,7 +399,7 @@ def check_values(meta: TableMeta, frame: pd.DataFrame, path: Path) -> None:
             f"{path}: metadata resolution {meta.resolution} / batch {meta.batch} must be "
             "positive; rebuild the table with `rlnas profile`"
         )
-    for name in TIME_FIELDS:
+    for name in TIME_FIELDS + tuple(n for n in UTILIZATION_SCHEMA.names if n in frame):
         values = frame[name].to_numpy(dtype=np.float64)
         bad = ~(np.isfinite(values) & (values >= 0))
         if bad.any():

@@ -178,6 +178,17 @@ def _irf_macs(key: LayerKey, groups: int) -> int:
     return expand + pixels * hidden * _k2(key) + pixels * key.cout * hidden // groups
 
 
+def _irf_primitives(key: LayerKey, net: Net, groups: int) -> None:
+    hidden = key.cin * key.expand
+    net.conv(hidden, 1, groups=groups)
+    if groups > 1:
+        net.shuffle()
+    net.dw(key.kernel, key.stride)
+    net.conv(key.cout, 1, groups=groups, activated=False)
+    if key.stride == 1 and key.cin == key.cout:
+        net.add()
+
+
 def _projects(key: LayerKey) -> bool:
     """A basic block's shortcut needs a 1x1 projection."""
     return key.stride != 1 or key.cin != key.cout
@@ -272,6 +283,7 @@ LAYER_OPS: dict[str, LayerOp] = {
             blocks.IRFBlock,
             lambda k: _irf_params(k, 1),
             lambda k: _irf_macs(k, 1),
+            lambda k, net: _irf_primitives(k, net, 1),
         ),
         LayerOp(
             "irf_g2",
@@ -279,6 +291,7 @@ LAYER_OPS: dict[str, LayerOp] = {
             lambda k: blocks.IRFBlock(k, groups=2),
             lambda k: _irf_params(k, 2),
             lambda k: _irf_macs(k, 2),
+            lambda k, net: _irf_primitives(k, net, 2),
         ),
         LayerOp(
             "basic",

@@ -43,6 +43,10 @@ class Op:
         weights: Parameters read.
         launches: Kernels it launches (0 when fused into the previous kernel).
         activation: A standalone activation kernel (swish, hard-swish).
+        cout: Output channels of a convolution; the channels an SE block scales (0 for
+            other kinds). With `weights` and `out_elems` it fixes the GEMM a systolic
+            array runs (`rlnas.hardware.systolic`).
+        groups: Groups of a convolution (its channels for a depthwise one).
     """
 
     kind: str
@@ -52,6 +56,8 @@ class Op:
     weights: int
     launches: int = 1
     activation: bool = False
+    cout: int = 0
+    groups: int = 1
 
 
 KINDS = ("conv1x1", "conv", "depthwise", "grouped", "se", "pool", "elementwise")
@@ -97,7 +103,15 @@ class Net:
             kind = "conv1x1" if kernel == 1 else "conv"
         weights = cout * (self.c // groups) * kernel * kernel
         self.ops.append(
-            Op(kind, weights * out * out, self.c * self.size**2, cout * out * out, weights)
+            Op(
+                kind,
+                weights * out * out,
+                self.c * self.size**2,
+                cout * out * out,
+                weights,
+                cout=cout,
+                groups=groups,
+            )
         )
         self.c, self.size = cout, out
         return self.activation() if activated else self
@@ -121,13 +135,19 @@ class Net:
         """Squeeze-and-excite: pool, two small fully connected layers, a channel-wise scale."""
         elems = self.c * self.size**2
         weights = 2 * self.c * squeezed
-        self.ops.append(Op("se", 2 * elems + weights, 2 * elems, elems, weights))
+        self.ops.append(Op("se", 2 * elems + weights, 2 * elems, elems, weights, cout=self.c))
         return self
 
     def add(self) -> Net:
         """A residual add, fused into the convolution before it."""
         elems = self.c * self.size**2
         self.ops.append(Op("elementwise", elems, elems, 0, 0, launches=0))
+        return self
+
+    def shuffle(self) -> Net:
+        """A channel shuffle: a copy of every element."""
+        elems = self.c * self.size**2
+        self.ops.append(Op("elementwise", elems, elems, elems, 0))
         return self
 
     def concat(self, branches: list[Net]) -> Net:

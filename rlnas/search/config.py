@@ -77,6 +77,10 @@ class SearchConfig:
             from the run's accuracy source (see `rlnas.search.baseline`).
         accuracy_drop: The accuracy a candidate may lose against the baseline, as a
             fraction of a0's (0.01, or 1% on the command line).
+        utilization_weight: beta of a reward term beta x utilization (U-Boost), on an
+            accelerator with a utilization model (a systolic table); 0: none.
+        min_utilization: The least utilization allowed (0-1, a hard limit in
+            every reward mode), on such an accelerator; None: no limit.
         evolution: Settings of the evolution strategy.
         ppo: Settings of the PPO controller.
     """
@@ -106,6 +110,8 @@ class SearchConfig:
     latency_column: str | None = None
     baseline: str | None = None
     accuracy_drop: float = 0.01
+    utilization_weight: float = 0.0
+    min_utilization: float | None = None
     evolution: EvolutionSettings = field(default_factory=EvolutionSettings)
     ppo: PPOSettings = field(default_factory=PPOSettings)
 
@@ -149,6 +155,15 @@ class SearchConfig:
             raise RlnasError(
                 f"memory_mb must be a finite limit > 0 MB, got {self.memory_mb:g}; omit it for "
                 "no limit"
+            )
+        if not (math.isfinite(self.utilization_weight) and self.utilization_weight >= 0):
+            raise RlnasError(
+                f"utilization_weight must be a finite weight >= 0, got {self.utilization_weight:g}"
+            )
+        if self.min_utilization is not None and not 0 < self.min_utilization <= 1:
+            raise RlnasError(
+                f"min_utilization must be a share in (0, 1], got {self.min_utilization:g}; e.g. "
+                "--min-utilization 0.3"
             )
         check_seed(self.seed)
         if self.accuracy_unit not in ("auto", "percent", "fraction"):

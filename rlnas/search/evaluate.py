@@ -37,8 +37,10 @@ class Evaluation:
         params: Parameter count.
         params_bytes: Parameter bytes at the deployment precision.
         reward: Reward under the run's reward settings.
-        feasible: Within the latency target (hard mode), the memory limit and the accuracy
-            floor (a baseline-relative search).
+        feasible: Within the latency target (hard mode), the memory limit, the accuracy
+            floor (a baseline-relative search) and the least utilization.
+        utilization: MAC-weighted utilization of the accelerator, where the latency
+            source has a utilization model (a systolic table), else None.
     """
 
     step: int
@@ -49,6 +51,7 @@ class Evaluation:
     params_bytes: float
     reward: float
     feasible: bool
+    utilization: float | None = None
 
 
 class Evaluator:
@@ -126,6 +129,7 @@ class Evaluator:
     def _compute(self, arch: Architecture, text: str) -> Evaluation:
         accuracy = self.accuracy.accuracy(arch)
         latency = self.latency.latency_ms(arch)
+        utilization = self.latency.utilization(arch)
         params = round(self.params.total(arch.choices))
         params_bytes = params * self.bytes_per_param
         return Evaluation(
@@ -135,8 +139,9 @@ class Evaluator:
             latency_ms=latency,
             params=params,
             params_bytes=params_bytes,
-            reward=self.reward.reward(accuracy, latency, params_bytes),
-            feasible=self.reward.feasible(latency, params_bytes, accuracy),
+            reward=self.reward.reward(accuracy, latency, params_bytes, utilization),
+            feasible=self.reward.feasible(latency, params_bytes, accuracy, utilization),
+            utilization=utilization,
         )
 
     def _write(self, result: Evaluation) -> None:
@@ -194,5 +199,6 @@ def _record(line: str) -> Evaluation | None:
         and isinstance(record.params, int)
         and isinstance(record.feasible, bool)
         and all(isinstance(v, int | float) and math.isfinite(v) for v in numbers)
+        and (record.utilization is None or isinstance(record.utilization, int | float))
     )
     return record if valid else None

@@ -32,6 +32,17 @@ closer to the limits, the higher.
 
 An optional memory limit on parameter bytes is a hard constraint in every mode,
 with the same penalty on its relative violation.
+
+On an accelerator with a utilization model (a `systolic` table), two more
+options work in every mode (U-Boost's loss is classification + lambda * latency
+- beta * utilization):
+- `utilization_weight` (beta >= 0) adds beta * U to the reward of a network
+  within the hard limits (all networks under mnas and tunas), U its
+  MAC-weighted utilization in [0, 1]: at beta = 0.1, +10 points of utilization
+  are worth +0.01 of accuracy score (or of 1 - L / T in a baseline-relative
+  search).
+- `min_utilization` is a hard limit like the memory limit: below it the reward
+  falls under every feasible one, by penalty * (1 - U / min_utilization).
 """
 
 from __future__ import annotations
@@ -57,6 +68,8 @@ class RewardConfig:
         memory_bytes: Limit on parameter bytes, or None.
         accuracy_floor: The least accuracy score allowed (the baseline-relative search:
             minimise latency above it; needs mode `hard`), or None.
+        utilization_weight: beta of the utilization term (0: none).
+        min_utilization: The least utilization allowed, in (0, 1], or None.
     """
 
     mode: str = "mnas"
@@ -66,6 +79,8 @@ class RewardConfig:
     penalty: float = 1.0
     memory_bytes: float | None = None
     accuracy_floor: float | None = None
+    utilization_weight: float = 0.0
+    min_utilization: float | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in REWARD_MODES:
@@ -81,40 +96,87 @@ class RewardConfig:
             )
         if self.accuracy_floor is not None and not self.accuracy_floor > 0:
             raise RlnasError(f"the accuracy floor must be > 0, got {self.accuracy_floor}")
+        if not self.utilization_weight >= 0:
+            raise RlnasError(f"the utilization weight must be >= 0, got {self.utilization_weight}")
+        if self.min_utilization is not None and not 0 < self.min_utilization <= 1:
+            raise RlnasError(
+                f"the least utilization must be in (0, 1], got {self.min_utilization}; "
+                "e.g. --min-utilization 0.3"
+            )
         if self.w > 0 or self.beta > 0:
             warnings.warn(
                 f"w={self.w}, beta={self.beta}: a positive value rewards slower networks",
                 stacklevel=2,
             )
 
+    @property
+    def uses_utilization(self) -> bool:
+        return self.utilization_weight > 0 or self.min_utilization is not None
+
     def feasible(
-        self, latency_ms: float, params_bytes: float, accuracy: float | None = None
+        self,
+        latency_ms: float,
+        params_bytes: float,
+        accuracy: float | None = None,
+        utilization: float | None = None,
     ) -> bool:
-        """Within every hard limit (the accuracy floor only where `accuracy` is given)."""
+        """Within every hard limit (the accuracy floor and least utilization only where
+        `accuracy` and `utilization` are given)."""
+        if not self._utilization_ok(utilization):
+            return False
         memory_ok = self.memory_bytes is None or params_bytes <= self.memory_bytes
         accuracy_ok = (
             self.accuracy_floor is None or accuracy is None or accuracy >= self.accuracy_floor
         )
         return memory_ok and accuracy_ok and (self.mode != "hard" or latency_ms <= self.target_ms)
 
-    def reward(self, accuracy: float, latency_ms: float, params_bytes: float = 0.0) -> float:
+    def _utilization_ok(self, utilization: float | None) -> bool:
+        return (
+            self.min_utilization is None
+            or utilization is None
+            or utilization >= self.min_utilization
+        )
+
+    def reward(
+        self,
+        accuracy: float,
+        latency_ms: float,
+        params_bytes: float = 0.0,
+        utilization: float | None = None,
+    ) -> float:
+        """The reward (see module docstring); `utilization` is needed when the settings use it.
+
+        Raises:
+            RlnasError: The settings use utilization and none is given.
+        """
+        if self.uses_utilization and utilization is None:
+            raise RlnasError(
+                "the utilization term or --min-utilization needs a table with utilization "
+                "(`rlnas tables estimate --device systolic`)"
+            )
         ratio = latency_ms / self.target_ms
         lowest = accuracy - 1.0  # what any architecture outside a hard limit scores at most
+        within = True  # inside the hard latency (and accuracy) limits of the mode
         if self.accuracy_floor is not None:
             shortfall = max(0.0, 1.0 - accuracy / self.accuracy_floor)
             excess = max(0.0, ratio - 1.0)
             lowest = -1.0
-            value = (
-                1.0 - ratio
-                if shortfall == excess == 0.0
-                else -1.0 - self.penalty * (shortfall + excess)
-            )
+            within = shortfall == excess == 0.0
+            value = 1.0 - ratio if within else -1.0 - self.penalty * (shortfall + excess)
         elif self.mode == "mnas":
             value = accuracy * ratio**self.w
         elif self.mode == "tunas":
             value = accuracy + self.beta * abs(ratio - 1.0)
         else:
-            value = accuracy if ratio <= 1.0 else accuracy - 1.0 - self.penalty * (ratio - 1.0)
+            within = ratio <= 1.0
+            value = accuracy if within else accuracy - 1.0 - self.penalty * (ratio - 1.0)
+        if utilization is not None and within:
+            # Only inside the limits, so that no utilization lifts a network over them.
+            value += self.utilization_weight * utilization
         if self.memory_bytes is not None and params_bytes > self.memory_bytes:
             value = min(value, lowest) - self.penalty * (params_bytes / self.memory_bytes - 1.0)
+        if not self._utilization_ok(utilization):
+            assert self.min_utilization is not None and utilization is not None
+            shortfall = 1.0 - utilization / self.min_utilization
+            value = min(value, lowest) - self.penalty * shortfall
         return float(value)

@@ -95,7 +95,15 @@ def build_evaluator(
         target_ms=target.target_ms if target is not None else config.target_ms,
         memory_bytes=config.memory_mb * 1e6 if config.memory_mb is not None else None,
         accuracy_floor=target.accuracy_floor if target is not None else None,
+        utilization_weight=config.utilization_weight,
+        min_utilization=config.min_utilization,
     )
+    if reward.uses_utilization and not (table is not None and table.has_utilization):
+        raise RlnasError(
+            f"--utilization-weight and --min-utilization need a table with utilization; "
+            f"{latency.description} has none: write one with `rlnas tables estimate --device "
+            "systolic --array 128x128` and search with --device systolic"
+        )
     evaluator = Evaluator(
         accuracy,
         latency,

@@ -23,6 +23,7 @@ from rlnas.errors import DataError, EstimatedTableWarning, RlnasError, did_you_m
 from rlnas.hardware.catalog import locate_table
 from rlnas.hardware.endtoend import HostTable, table_for_host
 from rlnas.hardware.table import LatencyTable, read_meta
+from rlnas.hardware.utilization import Utilization
 from rlnas.model.arch import Architecture
 from rlnas.model.costs import AdditiveCost
 from rlnas.model.ops import layer_macs, layer_params
@@ -57,6 +58,10 @@ class LatencySource(Protocol):
 
     def latency_ms(self, arch: Architecture) -> float: ...
 
+    def utilization(self, arch: Architecture) -> float | None:
+        """MAC-weighted utilization of the accelerator, or None where there is no model."""
+        ...
+
     def increment_ms(self, position: int, choices: list[int]) -> float:
         """Latency added by the decision at `position` (0 where the source cannot tell)."""
         ...
@@ -87,12 +92,16 @@ class TableLatency:
     def __init__(self, table: LatencyTable, space: Space, calibration: str = ""):
         self.table: LatencyTable | None = table
         self.model = table.cost_model(space)
+        self.utilizations = Utilization(table, space) if table.has_utilization else None
         self.description = f"table {table.path or table.meta.name}" + (
             f"; calibration: {calibration}" if calibration else ""
         )
 
     def latency_ms(self, arch: Architecture) -> float:
         return self.model.total(arch.choices)
+
+    def utilization(self, arch: Architecture) -> float | None:
+        return None if self.utilizations is None else self.utilizations.of(arch.choices)
 
     def increment_ms(self, position: int, choices: list[int]) -> float:
         return self.model.increment(position, choices)
@@ -226,6 +235,9 @@ class BenchmarkLatency:
 
     def latency_ms(self, arch: Architecture) -> float:
         return self.column.value(arch)
+
+    def utilization(self, arch: Architecture) -> float | None:
+        return None
 
     def increment_ms(self, position: int, choices: list[int]) -> float:
         return 0.0

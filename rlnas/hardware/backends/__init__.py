@@ -19,7 +19,7 @@ import numpy as np
 from torch import nn
 
 from rlnas.errors import DeviceError, did_you_mean
-from rlnas.hardware.devices import DEVICES, backend_devices, backend_precisions
+from rlnas.hardware.devices import ANALYTIC, DEVICES, backend_devices, backend_precisions
 from rlnas.model.network import export_onnx
 
 
@@ -92,12 +92,17 @@ def get_backend(name: str, threads: int = 1) -> Backend:
         DeviceError: The name is unknown or its vendor package is not installed.
     """
     backend_devices(name)
+    if name == ANALYTIC:
+        raise DeviceError(
+            "the analytic backend has nothing to time; write an analytic table with "
+            "`rlnas tables estimate --device systolic --array 128x128`"
+        )
     return _backend_class(name)(threads=threads)
 
 
 def backend_names() -> list[str]:
-    """Every backend of a registered device."""
-    return list(dict.fromkeys(d.backend for d in DEVICES.values()))
+    """Every backend that times a registered device (analytic devices have none)."""
+    return list(dict.fromkeys(d.backend for d in DEVICES.values() if d.backend != ANALYTIC))
 
 
 @functools.cache
