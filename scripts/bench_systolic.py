@@ -4,6 +4,8 @@ Usage:
     python scripts/bench_systolic.py [--arrays 128x128 32x32] [--seeds 5] [--budget 300]
         [--weight 0.5] [--strategy ppo] [--quantile 0.5] [--drop 0.01]
         [--out docs/benchmarks/systolic_nbmacro.csv]
+    python scripts/bench_systolic.py --out docs/benchmarks/systolic_mobilenet.csv
+        --predictor docs/benchmarks/predictor_mobilenet_groundtruth.parquet
 
 Space: NAS-Bench-Macro, whose accuracies are true (the benchmark's 3-seed mean
 after full training), so every network's accuracy here is real. On each array,
@@ -17,6 +19,11 @@ limit a0's under that cost model) for `--seeds` seeds at equal budget, and the
 network it finds is then timed on the analytic model: runtime, utilization,
 and its true accuracy. The optimum under each cost model (all 6,561 networks
 enumerated, no search noise) is reported beside the searches.
+
+With `--predictor FILE` the same four searches run in the default `mobilenet`
+space at 224 px, with a0 = MobileNetV2 and the few-shot predictor's accuracy
+(percent, predicted from short trainings: `rlnas predictor fit`); there is no
+enumeration there.
 
 Second part: the utilization of each block type of the default `mobilenet`
 space at its stage widths (stride 1, 224 px input), on each array.
@@ -37,13 +44,15 @@ from rlnas.errors import EstimatedTableWarning
 from rlnas.hardware.estimate import systolic_table
 from rlnas.hardware.systolic import SystolicArray, conv_cost, layer_cost, parse_array
 from rlnas.hardware.table import load_table
-from rlnas.hardware.utilization import Utilization
+from rlnas.hardware.utilization import Utilization, arch_utilization
 from rlnas.model.arch import Architecture
+from rlnas.model.baselines import get_baseline
 from rlnas.model.ops import LayerKey
 from rlnas.model.space import get_space
 from rlnas.search.config import SearchConfig
 from rlnas.search.run import run_search
 
+ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"flops": "flops", "roofline": "roofline", "lookup": "analytic", "lookup+util": "analytic"}
 # Stage widths (middle choice) and input sizes of the default space at 224 px.
 STAGES = [(16, 112), (24, 56), (40, 28), (80, 14), (112, 14), (192, 7), (320, 7)]
@@ -86,12 +95,18 @@ def main() -> None:
     parser.add_argument("--strategy", default="ppo")
     parser.add_argument("--quantile", type=float, default=0.5)
     parser.add_argument("--drop", type=float, default=0.01)
-    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/systolic_nbmacro.csv"))
+    parser.add_argument("--predictor", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs/benchmarks/systolic_nbmacro.csv")
     args = parser.parse_args()
     warnings.simplefilter("ignore", EstimatedTableWarning)  # every table here is estimated
     space = get_space("nbmacro")
     arrays = [SystolicArray(*parse_array(a)) for a in args.arrays]
     rows = []
+    if args.predictor is not None:
+        with tempfile.TemporaryDirectory() as folder:
+            rows = search_mobilenet(args, arrays, Path(folder))
+        report(args, arrays, pd.DataFrame(rows))
+        return
     with tempfile.TemporaryDirectory() as folder:
         accuracy_file, _ = nbmacro_files(Path(folder))
         truth = pd.read_parquet(accuracy_file)
@@ -158,7 +173,64 @@ def main() -> None:
                     f"{picked['accuracy'][1:].median():.2f}%",
                     flush=True,
                 )
-    frame = pd.DataFrame(rows)
+    report(args, arrays, pd.DataFrame(rows))
+
+
+def search_mobilenet(args, arrays: list[SystolicArray], folder: Path) -> list[dict]:
+    """The four searches in the default space, a0 = MobileNetV2, predicted accuracy."""
+    space = get_space("mobilenet")
+    a0 = get_baseline("mobilenetv2").architecture()
+    rows = []
+    for array in arrays:
+        tables = {
+            name: systolic_table(
+                array, model=model, out=folder / f"{array.size}_{model}.parquet", force=True
+            )
+            for name, model in MODELS.items()
+            if name != "lookup+util"
+        }
+        tables["lookup+util"] = tables["lookup"]
+        analytic = load_table(tables["lookup"])
+        for name, path in tables.items():
+            weight = args.weight if name == "lookup+util" else 0.0
+            picks = []
+            for seed in range(args.seeds):
+                config = SearchConfig(device="systolic", table=path, precision="int8",
+                                      strategy=args.strategy, predictor=args.predictor,
+                                      baseline="mobilenetv2", accuracy_drop=args.drop,
+                                      budget=args.budget, seed=seed,
+                                      utilization_weight=weight)  # fmt: skip
+                result = run_search(config, folder / f"{array.size}-{name}-{seed}")
+                arch = Architecture.decode(result.best["arch"], space)
+                picks.append(
+                    {
+                        "array": array.size,
+                        "cost_model": name,
+                        "weight": weight,
+                        "pick": f"seed {seed}",
+                        "arch": str(arch),
+                        "runtime_ms": analytic.predict_ms(arch),
+                        "utilization": arch_utilization(analytic, arch),
+                        "accuracy": float(result.best["accuracy"]),
+                        "feasible": bool(result.best["feasible"]),
+                        "a0_runtime_ms": analytic.predict_ms(a0),
+                        "a0_utilization": arch_utilization(analytic, a0),
+                        "a0_accuracy": result.baseline.accuracy if result.baseline else np.nan,
+                    }
+                )
+            frame = pd.DataFrame(picks)
+            print(
+                f"{array.size} {name:>11}: searches (median) {frame['runtime_ms'].median():.3f} "
+                f"ms at {frame['utilization'].median():.1%} (MobileNetV2 "
+                f"{frame['a0_runtime_ms'][0]:.3f} ms at {frame['a0_utilization'][0]:.1%}), "
+                f"predicted accuracy {frame['accuracy'].median():.4f}",
+                flush=True,
+            )
+            rows += picks
+    return rows
+
+
+def report(args, arrays: list[SystolicArray], frame: pd.DataFrame) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out, index=False)
     summary = (
