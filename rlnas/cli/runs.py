@@ -60,7 +60,9 @@ def _profile(config: ProfileConfig, dry_run: bool = False) -> None:
         def advance(done: int, todo: int, key: object) -> None:
             bar.update(task, completed=done, description=f"{getattr(key, 'op', '')}")
 
-        result = run_profile(config, progress=advance)
+        result = run_profile(
+            config, progress=advance, notify=lambda line: bar.console.print(f"note: {line}")
+        )
     state = "complete" if result.complete else "partial (rerun to continue)"
     typer.echo(
         f"wrote {result.out}: {result.rows} rows, {state}; measured {result.measured} in "
@@ -118,7 +120,12 @@ def calibrate_for_host(config: SearchConfig) -> None:
     console.print(f"calibration: {host.calibration}", highlight=False)
 
 
-def _search(config: SearchConfig, out: Path | None = None, tensorboard: Path | None = None) -> None:
+def _search(
+    config: SearchConfig,
+    out: Path | None = None,
+    tensorboard: Path | None = None,
+    ray_address: str | None = None,
+) -> None:
     from rlnas.search.run import run_search
 
     calibrate_for_host(config)
@@ -138,6 +145,8 @@ def _search(config: SearchConfig, out: Path | None = None, tensorboard: Path | N
                 out,
                 progress=lambda done, total: bar.update(task, completed=done),
                 tensorboard=tensorboard,
+                ray_address=ray_address,
+                notify=lambda line: bar.console.print(f"note: {line}", markup=False),
             )
     frame, best = result.evaluations, result.best
     config = result.config or config
@@ -253,13 +262,21 @@ _TENSORBOARD = option(
     None,
 )
 
+_RAY = option(
+    "ray_address",
+    str | None,
+    "A Ray cluster (or auto; default RAY_ADDRESS): batches of proposals are scored there in "
+    "parallel, with the same evaluations as without it (pip install 'rlnas[ray]').",
+    None,
+)
+
 search = reports_errors(
     config_command(
         SearchConfig,
         _search,
         exclude=["latency_min_ms"],
         parsed=_LATENCY,
-        extra=[_OUT, _TENSORBOARD],
+        extra=[_OUT, _TENSORBOARD, _RAY],
         doc="Search with a strategy: ppo (the controller), random or evolution; writes a run "
         "folder.",
     )
@@ -271,7 +288,7 @@ train_controller = reports_errors(
         exclude=["strategy", "latency_min_ms"],
         fixed={"strategy": "ppo"},
         parsed=_LATENCY,
-        extra=[_OUT, _TENSORBOARD],
+        extra=[_OUT, _TENSORBOARD, _RAY],
         doc="Train the PPO controller on a device's latency table; writes a run folder.",
     )
 )

@@ -15,13 +15,15 @@ import functools
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from rlnas.cluster import ray_address
 from rlnas.errors import RlnasError, TableError
 from rlnas.files import check_output
 from rlnas.hardware.backends import Backend, Workload, check_precision, get_backend
@@ -42,6 +44,9 @@ from rlnas.model.network import seeded
 from rlnas.model.ops import KEY_FIELDS, LayerKey, build_layer, input_shapes
 from rlnas.model.space import DEFAULT_SPACE, get_space
 
+if TYPE_CHECKING:
+    from rlnas.hardware.fleet import FleetTimer
+
 
 @dataclass(frozen=True)
 class ProfileConfig:
@@ -61,6 +66,8 @@ class ProfileConfig:
         timing: Timing harness settings.
         checkpoint_every: Fold the journal into the Parquet file this often.
         seed: Seed of the random layer inputs.
+        ray_address: A Ray cluster (or "auto") whose node with the device as a custom
+            resource times the layers; None: this machine (or RAY_ADDRESS where set).
     """
 
     device: str = "cpu"
@@ -75,6 +82,7 @@ class ProfileConfig:
     timing: TimingConfig = field(default_factory=TimingConfig)
     checkpoint_every: int = 100
     seed: int = 0
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("batch", "threads", "checkpoint_every"):
@@ -235,64 +243,124 @@ def time_workload(
     return measure(compiled.run_timed, timing)
 
 
+class LayerTimer:
+    """Times layers of a profile run on this machine: its backend, host and overheads.
+
+    Raises:
+        DeviceError: The device cannot be measured here.
+    """
+
+    def __init__(self, config: ProfileConfig):
+        device, self.precision = _resolve(config)
+        self.config = config
+        self.host = measuring_host(device, config.allow_other_device, "profile")
+        self.backend = get_backend(device.backend, threads=config.threads)
+        check_precision(self.backend, self.precision)
+        self.version = self.backend.version()
+        self.fingerprint = "" if device.gpu else json.dumps(fingerprint(), sort_keys=True)
+        # The empty graph is timed in fp32: quantizing an identity is meaningless.
+        self.overhead_precision = "fp32" if "fp32" in device.precisions else self.precision
+        self.overheads: dict[tuple[int, ...], float] = {}
+
+    def overhead_ms(self, shape: tuple[int, ...]) -> float:
+        """Per-call overhead of an empty graph on an input of `shape`."""
+        if shape not in self.overheads:
+            workload = Workload.random(_Identity(), [shape], self.config.seed)
+            timed = time_workload(
+                self.backend, workload, self.overhead_precision, self.config.timing
+            )
+            self.overheads[shape] = timed.median_ms
+        return self.overheads[shape]
+
+    def time(self, key: LayerKey) -> tuple[dict, float]:
+        """One layer's table row, and the seconds spent inside timed runs."""
+        config = self.config
+        shapes = input_shapes(key, config.batch)
+        layer = seeded(functools.partial(build_layer, key), config.seed)
+        workload = Workload.random(layer, shapes, config.seed)
+        timing = time_workload(self.backend, workload, self.precision, config.timing)
+        record = {
+            **key.as_dict(),
+            "latency_ms": timing.median_ms,
+            "p10_ms": timing.p10_ms,
+            "p90_ms": timing.p90_ms,
+            "mean_ms": timing.mean_ms,
+            "std_ms": timing.std_ms,
+            "runs": timing.runs,
+            "overhead_ms": self.overhead_ms(shapes[0]),
+            "unstable": timing.unstable,
+        }
+        return record, timing.total_ms / 1000
+
+    def describe(self, network_input: tuple[int, ...]) -> dict:
+        """What the table's metadata says about the measuring machine."""
+        return {
+            "backend": self.backend.name,
+            "backend_version": self.version,
+            "host": self.host,
+            "host_fingerprint": self.fingerprint,
+            "overhead_ms": self.overhead_ms(network_input),
+        }
+
+    def measure(self, keys: list[LayerKey]) -> Iterator[tuple[LayerKey, dict, float]]:
+        for key in keys:
+            yield (key, *self.time(key))
+
+
 def profile(
     config: ProfileConfig,
     progress: Callable[[int, int, LayerKey], None] | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> ProfileResult:
     """Measures the missing layers of a table and writes it.
+
+    With `config.ray_address` the layers are timed on the Ray cluster's node that
+    offers the device as a resource (`rlnas.hardware.fleet`), and the rows stream back
+    into this table.
 
     Args:
         config: What to profile.
         progress: Called as `progress(done, todo, key)` after each layer.
+        notify: Told of cluster events (a node that left), one line each.
     """
     device, precision = _resolve(config)
-    host = measuring_host(device, config.allow_other_device, "profile")
     space = get_space(config.space)
     resolution = config.resolution or space.resolution
     plan, rows, identity = _plan(config)
     out = plan.out
-    backend = get_backend(device.backend, threads=config.threads)
-    check_precision(backend, precision)
+    network_input = (config.batch, 3, resolution, resolution)
+    timer: LayerTimer | FleetTimer
+    address = ray_address(config.ray_address)
+    if address is not None:
+        from rlnas.hardware.fleet import FleetTimer
+
+        timer = FleetTimer(config, address, notify)
+    else:
+        timer = LayerTimer(config)
+    machine = timer.describe(network_input)
     if out.exists():
         # Rows measured by another runtime version or machine must not be mixed in.
         old = read_meta(out)
         for label, was, now in [
-            ("backend version", old.backend_version, backend.version()),
-            ("host", old.host, host),
+            ("backend version", old.backend_version, machine["backend_version"]),
+            ("host", old.host, machine["host"]),
         ]:
             if was != now:
                 raise TableError(
                     f"{out} was measured with {label} '{was}', this run has '{now}'; refusing "
                     "to mix them: pass another --out"
                 )
-
-    overheads: dict[tuple[int, ...], float] = {}
-
-    def overhead_ms(shape: tuple[int, ...]) -> float:
-        if shape not in overheads:
-            workload = Workload.random(_Identity(), [shape], config.seed)
-            # The empty graph is timed in fp32: quantizing an identity is meaningless.
-            overhead_precision = "fp32" if "fp32" in device.precisions else precision
-            timed = time_workload(backend, workload, overhead_precision, config.timing)
-            overheads[shape] = timed.median_ms
-        return overheads[shape]
-
-    network_input = (config.batch, 3, resolution, resolution)
     meta = TableMeta(
         device=device.name,
-        backend=backend.name,
-        backend_version=backend.version(),
         precision=precision,
         space=space.name,
         space_digest=space.digest,
         resolution=resolution,
         batch=config.batch,
         threads=config.threads,
-        host=host,
         source="measured",
         method=f"median of timed runs ({config.timing.describe()})",
-        overhead_ms=overhead_ms(network_input),
-        host_fingerprint="" if device.gpu else json.dumps(fingerprint(), sort_keys=True),
+        **machine,
     )
 
     journal_path = _journal_path(out)
@@ -305,28 +373,13 @@ def profile(
     unstable = 0
     since_checkpoint = 0
     try:
-        for done, key in enumerate(plan.todo, 1):
-            shapes = input_shapes(key, config.batch)
-            layer = seeded(functools.partial(build_layer, key), config.seed)
-            workload = Workload.random(layer, shapes, config.seed)
-            timing = time_workload(backend, workload, precision, config.timing)
-            record = {
-                **key.as_dict(),
-                "latency_ms": timing.median_ms,
-                "p10_ms": timing.p10_ms,
-                "p90_ms": timing.p90_ms,
-                "mean_ms": timing.mean_ms,
-                "std_ms": timing.std_ms,
-                "runs": timing.runs,
-                "overhead_ms": overhead_ms(shapes[0]),
-                "unstable": timing.unstable,
-            }
+        for done, (key, record, seconds) in enumerate(timer.measure(plan.todo), 1):
             journal.write(json.dumps(record) + "\n")
             journal.flush()
             os.fsync(journal.fileno())
             rows[key] = record
-            timed_s += timing.total_ms / 1000
-            unstable += timing.unstable
+            timed_s += seconds
+            unstable += record["unstable"]
             since_checkpoint += 1
             if since_checkpoint >= config.checkpoint_every:
                 _checkpoint(meta, rows, out, journal_path)

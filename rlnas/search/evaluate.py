@@ -22,7 +22,7 @@ from rlnas.model.costs import AdditiveCost
 from rlnas.search.rewards import RewardConfig
 
 if TYPE_CHECKING:
-    from rlnas.search.sources import AccuracySource, LatencySource
+    from rlnas.search.sources import AccuracySource, LatencySource, TaskPool
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,8 @@ class Evaluator:
         budget: Unique architectures allowed.
         bytes_per_param: Parameter size at the deployment precision (memory limit).
         journal: JSON-lines file of evaluations; read first if it exists.
+        pool: Runs tasks in parallel (a Ray cluster, `rlnas.cluster.run_tasks`); with it,
+            `prefetch` scores a batch of proposals at once. None: everything in this process.
     """
 
     def __init__(
@@ -76,7 +78,9 @@ class Evaluator:
         budget: int,
         bytes_per_param: float = 4.0,
         journal: Path | None = None,
+        pool: TaskPool | None = None,
     ):
+        self.pool = pool
         self.accuracy = accuracy
         self.latency = latency
         self.params = params
@@ -96,6 +100,17 @@ class Evaluator:
     @property
     def exhausted(self) -> bool:
         return len(self.history) >= self.budget
+
+    def prefetch(self, archs: list[Architecture]) -> None:
+        """Scores a batch of proposals in parallel where a pool and the accuracy source allow
+        it (the proxy source), so that evaluating them one by one afterwards is fast; the
+        evaluations are the same as without it. Does nothing otherwise."""
+        prefetch = getattr(self.accuracy, "prefetch", None)
+        if self.pool is None or prefetch is None:
+            return
+        new = [a for a in archs if str(a) not in self.cache and str(a) not in self._known]
+        if new:
+            prefetch(new, self.pool)
 
     def nothing_new(self) -> None:
         """Counts a proposal that was dropped before evaluation (it brought nothing new)."""

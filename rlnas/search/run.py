@@ -9,6 +9,7 @@ in `rlnas.search.run_folder`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from rlnas import cluster
 from rlnas.accuracy.scorer import ProxyScorer
+from rlnas.cluster import Notify
 from rlnas.errors import RlnasError, RunError
 from rlnas.files import atomic_write_parquet, check_folder
 from rlnas.hardware.devices import get_precision
@@ -34,7 +37,13 @@ from rlnas.search.evaluate import Evaluator
 from rlnas.search.plots import plot_pareto
 from rlnas.search.rewards import RewardConfig
 from rlnas.search.run_folder import Provenance, TableProvenance
-from rlnas.search.sources import accuracy_source, latency_source, macs_model, params_model
+from rlnas.search.sources import (
+    TaskPool,
+    accuracy_source,
+    latency_source,
+    macs_model,
+    params_model,
+)
 from rlnas.search.strategies import Progress, get_strategy
 from rlnas.settings import to_json
 
@@ -65,7 +74,7 @@ class RunResult:
 
 
 def build_evaluator(
-    config: SearchConfig, journal: Path | None
+    config: SearchConfig, journal: Path | None, pool: TaskPool | None = None
 ) -> tuple[Evaluator, ProxyScorer | None, Provenance]:
     """The sources and evaluator of a search, and where their numbers come from.
 
@@ -112,6 +121,7 @@ def build_evaluator(
         config.budget,
         get_precision(config.precision or "fp32").bytes_per_element,
         journal,
+        pool,
     )
     scorer = getattr(accuracy, "scorer", None)
     return evaluator, scorer, provenance
@@ -122,11 +132,15 @@ def run_search(
     out: Path | None = None,
     progress: Progress | None = None,
     tensorboard: Path | None = None,
+    ray_address: str | None = None,
+    notify: Notify | None = None,
 ) -> RunResult:
     """Runs (or resumes) a search and writes its run folder.
 
     `tensorboard` is a folder where the PPO controller logs its training (the
-    `tensorboard` extra); other strategies refuse it.
+    `tensorboard` extra); other strategies refuse it. With `ray_address` (or
+    RAY_ADDRESS) batches of proposals are scored as parallel tasks on that Ray
+    cluster (`Evaluator.prefetch`); the evaluations are those of a run without it.
     """
     config = config.resolved()
     if tensorboard is not None:
@@ -141,7 +155,12 @@ def run_search(
                 f"run folder {out} holds a run with other settings ({', '.join(changed)}); "
                 "pass another --out to start a new run, or the same settings to resume it"
             )
-    evaluator, scorer, provenance = build_evaluator(config, out / run_folder.JOURNAL)
+    pool = None
+    address = cluster.ray_address(ray_address)
+    if address is not None:
+        ray = cluster.connect(address)
+        pool = functools.partial(cluster.run_tasks, ray, notify=notify)
+    evaluator, scorer, provenance = build_evaluator(config, out / run_folder.JOURNAL, pool)
     space = evaluator.params.space
     out.mkdir(parents=True, exist_ok=True)
     run_folder.write_settings(out, config, provenance)

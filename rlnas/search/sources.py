@@ -9,13 +9,15 @@ that makes it from the search's settings.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+import torch
 
 from rlnas.accuracy.score_cache import default_cache_path
 from rlnas.accuracy.scorer import ProxyConfig, ProxyScorer
@@ -84,6 +86,45 @@ class ProxyAccuracy:
 
     def accuracy(self, arch: Architecture) -> float:
         return self.scorer.score(arch)
+
+    def prefetch(self, archs: Sequence[Architecture], pool: TaskPool) -> None:
+        """Computes the raw proxy values of `archs` (and of the normalisers' reference sample)
+        that are not cached yet as parallel tasks, and caches them: the scores `accuracy`
+        then gives are those it would compute itself."""
+        scorer = self.scorer
+        wanted = [*scorer.reference_sample(), *archs]
+        todo = list(
+            {
+                str(a): a
+                for a in wanted
+                if any(scorer.cache.get(scorer.key(a, p)) is None for p in scorer.members)
+            }.values()
+        )
+        if not todo:
+            return
+        config = dataclasses.replace(scorer.config, cache=None)
+        threads = torch.get_num_threads()
+        chunks = [todo[i::PREFETCH_CHUNKS] for i in range(min(PREFETCH_CHUNKS, len(todo)))]
+        arguments = [(scorer.space, config, [str(a) for a in c], threads) for c in chunks]
+        for index, values in pool(_raw_values, arguments):
+            for arch, raw in zip(chunks[index], values, strict=True):
+                for proxy, value in raw.items():
+                    scorer.cache.put(scorer.key(arch, proxy), value)
+        scorer.flush()
+
+
+# Tasks a batch of proxy scoring is split into (a few per worker of a small cluster).
+PREFETCH_CHUNKS = 8
+TaskPool = Callable[[Callable[..., Any], list[tuple[Any, ...]]], Iterator[tuple[int, Any]]]
+
+
+def _raw_values(
+    space: Space, config: ProxyConfig, archs: list[str], threads: int
+) -> list[dict[str, float]]:
+    """Raw proxy values of architectures, computed where this task runs (no cache)."""
+    torch.set_num_threads(threads)
+    scorer = ProxyScorer(space, config)
+    return [scorer.raw(Architecture.decode(text, space)) for text in archs]
 
 
 class TableLatency:

@@ -46,11 +46,15 @@ class RegularizedEvolution(Strategy):
     def run(self, progress: Progress | None = None) -> None:
         rng = np.random.default_rng(self.seed)
         population: deque[tuple[Architecture, Evaluation]] = deque()
+        # The first population is one batch (scored in parallel on a cluster); each later
+        # child depends on the evaluations before it.
+        first = [self.initial(rng, n) for n in range(self.population_size)]
+        self.evaluator.prefetch(first)
         for _ in range(self.max_proposals):
             if self.done:
                 return
             if len(population) < self.population_size:
-                child = self.initial(rng, len(population))
+                child = first[len(population)]
             else:
                 picks = rng.choice(len(population), self.sample_size, replace=False)
                 parent = max((population[i] for i in picks), key=lambda m: m[1].reward)[0]

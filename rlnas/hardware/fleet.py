@@ -1,0 +1,68 @@
+"""A profiling fleet: layers timed on the Ray node that has the device, rows streamed back.
+
+A device host joins the cluster with its device as a custom resource
+(`ray start --address HEAD_IP:6379 --resources '{"xavier-nx": 1}'`). `rlnas
+profile --device xavier-nx --ray-address auto` then sends the missing layers in
+batches of `BATCH` as tasks that each need one unit of that resource: a node
+offering one unit runs one batch at a time, so timings on a device never
+overlap. Each task builds the backend there and times its layers with the same
+harness as a local run (`rlnas.hardware.profile.LayerTimer`); the host, backend
+version and host fingerprint in the table are those of the node that timed.
+The driver appends each returned row to the table's journal, so a driver
+killed mid-run resumes like a local profile. A task whose worker or node died
+is rerun by Ray; a batch's rows come back only when the whole batch is done,
+and each row is keyed by its layer, so none is written twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+from rlnas.cluster import Notify, connect, require, run_tasks
+from rlnas.hardware.profile import LayerTimer, ProfileConfig
+from rlnas.model.ops import LayerKey
+
+# Layers per task: enough to amortise the task's start (backend, overheads), few
+# enough that a lost worker costs little.
+BATCH = 8
+
+
+def _describe(config: ProfileConfig, network_input: tuple[int, ...]) -> dict:
+    return LayerTimer(config).describe(network_input)
+
+
+def _time_batch(config: ProfileConfig, keys: list[LayerKey]) -> list[tuple[dict, float]]:
+    timer = LayerTimer(config)
+    return [timer.time(key) for key in keys]
+
+
+class FleetTimer:
+    """Times layers on the cluster's node that offers the device (see module docstring).
+
+    Raises:
+        RlnasError: Ray is missing, no cluster answers, or no node offers the device.
+    """
+
+    def __init__(self, config: ProfileConfig, address: str, notify: Notify | None = None):
+        self.config = dataclasses.replace(config, ray_address=None)  # the workers time locally
+        self.resource = config.device
+        self.notify = notify
+        self.ray = connect(address)
+        require(self.ray, self.resource, address)
+
+    def describe(self, network_input: tuple[int, ...]) -> dict:
+        """The device node's machine, backend and per-call overhead."""
+        tasks = run_tasks(
+            self.ray, _describe, [(self.config, network_input)], self.resource, self.notify
+        )
+        return next(tasks)[1]
+
+    def measure(self, keys: list[LayerKey]) -> Iterator[tuple[LayerKey, dict, float]]:
+        batches = [keys[i : i + BATCH] for i in range(0, len(keys), BATCH)]
+        arguments = [(self.config, batch) for batch in batches]
+        for index, results in run_tasks(
+            self.ray, _time_batch, arguments, self.resource, self.notify
+        ):
+            for key, (record, seconds) in zip(batches[index], results, strict=True):
+                yield key, record, seconds

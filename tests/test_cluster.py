@@ -1,0 +1,136 @@
+"""A real local Ray cluster (a head and two worker nodes with different custom resources):
+the profiling fleet and parallel evaluation."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from rlnas.accuracy import scorer as scorer_module
+from rlnas.cluster import connect, run_tasks
+from rlnas.errors import RlnasError
+from rlnas.hardware.profile import ProfileConfig, profile
+from rlnas.hardware.table import load_table
+from rlnas.hardware.timing import TimingConfig
+from rlnas.model.layers import enumerate_layers
+from rlnas.model.space import get_space
+from rlnas.search.config import SearchConfig
+from rlnas.search.run import run_search
+from rlnas.search.strategies import EvolutionSettings
+
+ray = pytest.importorskip("ray")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+pytestmark = pytest.mark.slow
+# The workers cannot import this test module: its functions travel by value.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+FAST = TimingConfig(warmup=1, min_runs=3, min_time_ms=2)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head without CPUs for tasks, a node offering the `cpu` device, and one offering
+    something else."""
+    local = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    device = local.add_node(num_cpus=1, resources={"cpu": 1})
+    other = local.add_node(num_cpus=1, resources={"other-device": 1})
+    connect(local.address)
+    yield local, device, other
+    ray.shutdown()
+    local.shutdown()
+
+
+def _node() -> str:
+    return ray.get_runtime_context().get_node_id()
+
+
+def test_device_tasks_land_only_on_the_node_with_the_resource(cluster):
+    local, device, other = cluster
+    ray_module = connect(local.address)
+    placed = [node for _, node in run_tasks(ray_module, _node, [()] * 6, resource="cpu")]
+    assert set(placed) == {device.node_id}
+    anywhere = {node for _, node in run_tasks(ray_module, _node, [()] * 6)}
+    assert anywhere <= {device.node_id, other.node_id}
+
+
+def test_a_missing_resource_is_named_with_the_command(cluster, tmp_path):
+    local, _, _ = cluster
+    config = ProfileConfig(
+        device="intel-cpu", space="nbmacro", out=tmp_path / "t.parquet", ray_address=local.address
+    )
+    with pytest.raises(RlnasError, match=r"offers resource 'intel-cpu'.*ray start"):
+        profile(config)
+
+
+def test_the_fleet_table_keys_what_a_local_profile_would(cluster, tmp_path):
+    local, _, _ = cluster
+    out = tmp_path / "fleet.parquet"
+    config = ProfileConfig(
+        device="cpu", space="nbmacro", out=out, timing=FAST, ray_address=local.address
+    )
+    result = profile(config)
+    table = load_table(out)
+    assert result.complete and result.measured == len(table)
+    assert set(table.keys()) == set(enumerate_layers(get_space("nbmacro"), 32))
+    assert table.meta.host_fingerprint and table.meta.source == "measured"
+
+
+def test_a_worker_killed_mid_profile_loses_no_row_and_resume_fills_the_gap(tmp_path):
+    local = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    device = local.add_node(num_cpus=1, resources={"cpu": 1})
+    ray.shutdown()
+    connect(local.address)
+    try:
+        out = tmp_path / "killed.parquet"
+        config = ProfileConfig(
+            device="cpu", space="nbmacro", out=out, timing=FAST, ray_address=local.address
+        )
+        killed = threading.Event()
+
+        def kill_after_first_rows(done: int, todo: int, key: object) -> None:
+            if not killed.is_set():
+                killed.set()
+                local.remove_node(device)
+
+        with pytest.raises(RlnasError, match="no live node offers resource 'cpu'"):
+            profile(config, progress=kill_after_first_rows)
+        partial = Path(str(out) + ".journal").read_text().splitlines()[1:]
+        assert 0 < len(partial) < 18
+        local.add_node(num_cpus=1, resources={"cpu": 1})
+        result = profile(config)
+        table = load_table(out)
+        assert result.complete and result.measured == 18 - len(partial)
+        assert len(table) == len(set(table.keys())) == 18
+    finally:
+        ray.shutdown()
+        local.shutdown()
+
+
+@pytest.mark.parametrize("strategy", ["random", "evolution"])
+@pytest.mark.filterwarnings("ignore::rlnas.errors.ForeignTableWarning")
+def test_a_search_on_the_cluster_evaluates_as_one_without_it(
+    cluster, tmp_path, strategy, monkeypatch
+):
+    local, _, _ = cluster
+    monkeypatch.setenv("RLNAS_HOME", str(tmp_path / "home"))
+    config = SearchConfig(
+        space="nbmacro", latency_ms=1.0, strategy=strategy, budget=40, seed=3, calibrate=False
+    )
+    serial = run_search(config, tmp_path / "serial").evaluations
+    for cache in (tmp_path / "home").rglob("proxy_scores*.parquet"):
+        cache.unlink()  # the parallel run computes every score again, on the cluster
+
+    built = []
+    build = scorer_module.build_network
+    monkeypatch.setattr(
+        scorer_module, "build_network", lambda *a, **k: built.append(a) or build(*a, **k)
+    )
+    parallel = run_search(config, tmp_path / "parallel", ray_address=local.address)
+    assert parallel.evaluations.equals(serial)
+    # Random search's proposals all went to the cluster; evolution's first population
+    # did, and each later child depends on the evaluations before it.
+    here = 0 if strategy == "random" else 40 - EvolutionSettings().population_size
+    assert len(built) <= here
