@@ -123,8 +123,14 @@ def _raw_values(
 ) -> list[dict[str, float]]:
     """Raw proxy values of architectures, computed where this task runs (no cache)."""
     torch.set_num_threads(threads)
-    scorer = ProxyScorer(space, config)
+    key = (space.digest, config)
+    if key not in _WORKER_SCORERS:  # one per worker process: the data is read once
+        _WORKER_SCORERS[key] = ProxyScorer(space, config)
+    scorer = _WORKER_SCORERS[key]
     return [scorer.raw(Architecture.decode(text, space)) for text in archs]
+
+
+_WORKER_SCORERS: dict[tuple[str, ProxyConfig], ProxyScorer] = {}
 
 
 class TableLatency:
