@@ -19,10 +19,10 @@ from rlnas.search.config import SearchConfig
 from rlnas.settings import flat_fields
 
 ROOT = Path(__file__).resolve().parents[1] / "rlnas"
-# Lower stages never import higher ones; rlnas.errors, rlnas.files and rlnas.settings are
-# shared by all.
+# Lower stages never import higher ones; rlnas.errors, rlnas.files, rlnas.settings and
+# rlnas.cluster are shared by all.
 STAGES = ["model", "hardware", "accuracy", "search", "results", "cli"]
-SHARED = {"errors", "files", "settings", ""}
+SHARED = {"errors", "files", "settings", "cluster", ""}
 
 
 def _imports(path: Path) -> set[str]:
