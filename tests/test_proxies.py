@@ -217,3 +217,29 @@ def test_synflow_sees_through_relu6():
     assert relu6_score == pytest.approx(silu_score, rel=1e-9)
     assert relu6_score > 1e20  # clipped, it was about 1e5
     assert PROXIES["synflow"].cache_name == "synflow@v2"
+
+
+def test_naswot_hand_computed():
+    # Two rectifier units over three images: codes (1, 1), (0, 0), (1, 0). Agreements
+    # K[i, j] = units where images i and j are both on or both off.
+    net = nn.Sequential(nn.Linear(2, 2, bias=False), nn.ReLU())
+    with torch.no_grad():
+        net[0].weight.copy_(torch.eye(2))
+    x = torch.tensor([[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
+    kernel = np.array([[2, 0, 1], [0, 2, 1], [1, 1, 2]], dtype=float)
+    expected = np.linalg.slogdet(kernel)[1]
+    value = PROXIES["naswot"].fn(net, Batch(x, torch.zeros(3, dtype=torch.long)))
+    assert value == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["naswot", "swap", "meco", "az_expressivity"])
+def test_forward_proxies_leave_the_network_unchanged(name, shared_data):
+    data = load_data(shared_data / "cifar10" / "cifar10_subset.npz")
+    batch = make_batch(data, 16, 32, seed=0, num_classes=10)
+    net = build_network(Architecture.from_index(7, "nb201"), seed=0).eval()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    first = get_proxy(name).fn(net, batch)
+    assert not net.training
+    after = net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # running statistics too
+    assert get_proxy(name).fn(net, batch) == first

@@ -202,14 +202,23 @@ Hook = Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], None]
 
 
 def forward_hooked(net: nn.Module, modules: list[nn.Module], hook: Hook, x: torch.Tensor) -> None:
-    """Runs `net(x)` without gradients with `hook` on the forward of `modules`, then removes it."""
+    """Runs `net(x)` in training mode without gradients with `hook` on the forward of
+    `modules`, then removes it and restores the net's mode and buffers (batch-norm running
+    statistics), so the net is left as it came: cheaper than a deep copy."""
     handles = [m.register_forward_hook(hook) for m in modules]
+    buffers = {name: b.clone() for name, b in net.named_buffers()}
+    modes = {m: m.training for m in net.modules()}
     try:
         with torch.no_grad():
-            net(x)
+            net.train()(x)
     finally:
         for handle in handles:
             handle.remove()
+        with torch.no_grad():
+            for name, b in net.named_buffers():
+                b.copy_(buffers[name])
+        for m, training in modes.items():
+            m.training = training
 
 
 @register_proxy(
@@ -220,13 +229,16 @@ def forward_hooked(net: nn.Module, modules: list[nn.Module], hook: Hook, x: torc
 def naswot(net: nn.Module, batch: Batch) -> float:
     """log|det K|, K[i, j] = number of rectifier units on which samples i and j agree
     (both active or both inactive), over every activation of the network."""
-    net = copy.deepcopy(net).train()
     n = len(batch.x)
     kernel = torch.zeros((n, n), dtype=torch.float64)
 
     def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> None:
-        code = (inputs[0].reshape(n, -1) > 0).double()
-        kernel.add_(code @ code.T + (1 - code) @ (1 - code).T)
+        # agreements = units - on_i - on_j + 2 * both_on; float32 sums of 0/1 are exact
+        # below 2**24, hence the chunks
+        for code in (inputs[0].reshape(n, -1) > 0).float().split(1 << 23, dim=1):
+            both = (code @ code.T).double()
+            on = both.diagonal()
+            kernel.add_(code.shape[1] - on[:, None] - on[None, :] + 2 * both)
 
     forward_hooked(net, [m for m in net.modules() if isinstance(m, ACTIVATIONS)], hook, batch.x)
     _, logdet = np.linalg.slogdet(kernel.numpy())

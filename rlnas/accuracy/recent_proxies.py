@@ -77,7 +77,6 @@ def meco(net: nn.Module, batch: Batch) -> float:
     """sum over convolutions of (C / 8) * lambda_min of the Pearson correlation of 8 seeded
     channels of the feature map of the batch's first image (maps of one pixel skipped); the
     batch goes through in train mode, so batch norm uses the batch's statistics."""
-    net = copy.deepcopy(net).train()
     generator = torch.Generator().manual_seed(0)
     total = 0.0
 
@@ -107,7 +106,6 @@ def meco(net: nn.Module, batch: Batch) -> float:
 def swap(net: nn.Module, batch: Batch) -> float:
     """Distinct sample-wise activation patterns: for each rectifier unit, which of the batch's
     images switch it on (its input > 0); the number of distinct patterns over the network."""
-    net = copy.deepcopy(net).train()
     patterns: list[np.ndarray] = []
 
     def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> None:
@@ -123,7 +121,6 @@ def swap(net: nn.Module, batch: Batch) -> float:
 def _block_entropies(net: nn.Module, batch: Batch) -> list[float]:
     """Per block, the entropy of the normalised eigenvalues of the output channels'
     covariance over images and positions."""
-    net = copy.deepcopy(net).train()
     blocks = [b for b in net.children() if not any(isinstance(m, nn.Linear) for m in b.modules())]
     entropies: list[float] = []
 
