@@ -103,7 +103,7 @@ def test_cache_hit_computes_nothing(tmp_path):
 
 
 def test_data_proxy_without_data_warns():
-    with pytest.warns(UserWarning, match="runs on noise without data"):
+    with pytest.warns(UserWarning, match="scores seeded noise images without data"):
         ProxyScorer("nb201", ProxyConfig(proxy="jacob_cov"))
 
 

@@ -93,7 +93,7 @@ class SearchConfig:
     space: str = DEFAULT_SPACE
     resolution: int | None = None
     reward: str = "hard"
-    proxy: str = "synflow"
+    proxy: str = "naswot"  # rlnas.accuracy.scorer.DEFAULT_PROXY, without importing torch
     data: Path | None = None
     budget: int = 1000
     seed: int = 0
