@@ -3,6 +3,7 @@ the profiling fleet and parallel evaluation."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 from pathlib import Path
@@ -12,11 +13,14 @@ import pytest
 from rlnas.accuracy import scorer as scorer_module
 from rlnas.cluster import connect, run_tasks
 from rlnas.errors import RlnasError
+from rlnas.hardware.endtoend import calibrate_table
+from rlnas.hardware.fleet import FleetNetworkTimer
 from rlnas.hardware.profile import ProfileConfig, profile
 from rlnas.hardware.table import load_table
 from rlnas.hardware.timing import TimingConfig
 from rlnas.model.layers import enumerate_layers
 from rlnas.model.space import get_space
+from rlnas.results.measure import MeasureConfig, measure_run
 from rlnas.search.config import SearchConfig
 from rlnas.search.run import run_search
 from rlnas.search.strategies import EvolutionSettings
@@ -134,3 +138,39 @@ def test_a_search_on_the_cluster_evaluates_as_one_without_it(
     # did, and each later child depends on the evaluations before it.
     here = 0 if strategy == "random" else 40 - EvolutionSettings().population_size
     assert len(built) <= here
+
+
+@pytest.mark.filterwarnings("ignore::rlnas.errors.ForeignTableWarning")
+def test_measure_and_calibrate_time_on_the_device_node(cluster, tmp_path, monkeypatch):
+    local, _, _ = cluster
+    monkeypatch.setenv("RLNAS_HOME", str(tmp_path / "home"))
+    config = SearchConfig(
+        space="nbmacro",
+        latency_ms=1.0,
+        strategy="random",
+        proxy="params",
+        budget=4,
+        seed=3,
+        calibrate=False,
+    )
+    run = run_search(config, tmp_path / "run").out
+    measure = MeasureConfig(
+        top=2, baselines=False, passes=1, timing=FAST, ray_address=local.address
+    )
+    rows = measure_run(run, measure)
+    assert list(rows["rank"]) == [1, 2] and (rows["measured_ms"] > 0).all()
+    assert rows["host"].nunique() == 1 and rows["backend"].iloc[0] == "onnxruntime"
+
+    # A table profiled on the fleet is calibrated there, into the table itself.
+    out = tmp_path / "fleet.parquet"
+    profile(
+        ProfileConfig(
+            device="cpu", space="nbmacro", out=out, timing=FAST, ray_address=local.address
+        )
+    )
+    timer = FleetNetworkTimer("cpu", "fp32", 1, FAST, local.address)
+    result = calibrate_table(out, archs=3, passes=1, timer=timer)
+    assert result.stored_at == out and load_table(out).calibration == result.calibration
+
+    with pytest.raises(RlnasError, match="offers resource 'intel-cpu'"):
+        measure_run(run, dataclasses.replace(measure, device="intel-cpu"))

@@ -258,7 +258,7 @@ _TENSORBOARD = option(
     "tensorboard",
     Path | None,
     "Log the PPO controller's training to this TensorBoard folder (pip install "
-    "'rlnas[tensorboard]'; `tensorboard --logdir DIR`).",
+    "'rlnas\\[tensorboard]'; `tensorboard --logdir DIR`).",
     None,
 )
 
@@ -266,7 +266,7 @@ _RAY = option(
     "ray_address",
     str | None,
     "A Ray cluster (or auto; default RAY_ADDRESS): batches of proposals are scored there in "
-    "parallel, with the same evaluations as without it (pip install 'rlnas[ray]').",
+    "parallel, with the same evaluations as without it (pip install 'rlnas\\[ray]').",
     None,
 )
 

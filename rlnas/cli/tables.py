@@ -107,14 +107,31 @@ def tables_calibrate(
     name: Annotated[str, typer.Argument(help="Table name (see `tables list`) or file.")],
     archs: Annotated[int, typer.Option(min=3, help="Random networks to measure end to end.")] = 30,
     seed: Annotated[int, typer.Option(help="Seed of those networks.")] = 2026,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="A Ray cluster (or auto; default RAY_ADDRESS): time on its node that offers "
+            "the table's device as a resource (pip install 'rlnas\\[ray]')."
+        ),
+    ] = None,
 ) -> None:
-    """Fit a table's prediction to end-to-end measurements here: stored in the table if it is
-    yours and was measured here, else for this host in the user folder."""
+    """Fit a table's prediction to end-to-end measurements here (or on the cluster's device
+    node): stored in the table if it is yours and was measured there, else for this host in
+    the user folder."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    from rlnas.cluster import ray_address as cluster_address
     from rlnas.hardware.endtoend import calibrate_table
+    from rlnas.hardware.table import read_meta
 
     path = resolve_table(name)
+    address = cluster_address(ray_address)
+    timer = None
+    if address:
+        from rlnas.hardware.fleet import FleetNetworkTimer
+
+        meta = read_meta(path)
+        timer = FleetNetworkTimer(meta.device, meta.precision, meta.threads or 1, None, address)
     with Progress(BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
         task = bar.add_task("", total=archs)
         result = calibrate_table(
@@ -122,6 +139,7 @@ def tables_calibrate(
             archs,
             seed,
             progress=lambda done, total, arch: bar.update(task, completed=done),
+            timer=timer,
         )
     where = "in the table" if result.stored_at == path else f"for this host in {result.stored_at}"
     typer.echo(f"{path}: {result.calibration.describe()}; stored {where}")

@@ -10,10 +10,12 @@ user folder, and the table file is left as it is.
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,9 +24,16 @@ from rlnas.errors import ForeignTableWarning, TableError
 from rlnas.hardware.backends import Workload, check_precision, get_backend
 from rlnas.hardware.calibration import Calibration, fit_calibration
 from rlnas.hardware.catalog import shipped_tables_dir
-from rlnas.hardware.devices import get_device, list_devices, measuring_host, resolve_precision
+from rlnas.hardware.devices import (
+    Device,
+    get_device,
+    list_devices,
+    measuring_host,
+    resolve_precision,
+)
 from rlnas.hardware.host import (
     calibration_path,
+    fingerprint,
     load_host_calibration,
     measured_here,
     save_host_calibration,
@@ -35,6 +44,9 @@ from rlnas.hardware.timing import Timing, TimingConfig, measure
 from rlnas.model.arch import Architecture
 from rlnas.model.network import build_network
 from rlnas.model.space import get_space
+
+if TYPE_CHECKING:
+    from rlnas.hardware.fleet import FleetNetworkTimer
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,23 @@ class NetworkTimer:
         self.timing = timing or TimingConfig()
         self.seed = seed
 
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    @property
+    def backend_version(self) -> str:
+        return self.backend.version()
+
+    @property
+    def fingerprint(self) -> str:
+        """This host's fingerprint as tables store it (JSON; empty for a GPU device)."""
+        return self.local_fingerprint(self.device)
+
+    @staticmethod
+    def local_fingerprint(device: Device) -> str:
+        return "" if device.gpu else json.dumps(fingerprint(), sort_keys=True)
+
     def time(
         self, arch: Architecture, resolution: int, batch: int = 1, passes: int = 2
     ) -> NetworkTiming:
@@ -124,13 +153,15 @@ def calibrate_table(
     timing: TimingConfig | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     into_table: bool = True,
+    timer: NetworkTimer | FleetNetworkTimer | None = None,
 ) -> CalibrationResult:
     """Measures `archs` seeded random architectures end to end and stores the fitted calibration.
 
     Stored in the table's metadata (its rows unchanged, written atomically) where
     `into_table` and the table is the user's and was measured here (same
     fingerprint; a table from before fingerprints, same CPU name); else in this
-    host's calibration file, leaving the table untouched.
+    host's calibration file, leaving the table untouched. `timer` times elsewhere (a
+    `rlnas.hardware.fleet.FleetNetworkTimer`); "here" is then the node that times.
 
     Raises:
         TableError: The table was measured with another runtime version.
@@ -140,11 +171,11 @@ def calibrate_table(
     meta = table.meta
     space = get_space(meta.space)
     table.check_space(space)
-    timer = NetworkTimer(meta.device, meta.precision, meta.threads or 1, timing)
-    if meta.backend_version != timer.backend.version():
+    timer = timer or NetworkTimer(meta.device, meta.precision, meta.threads or 1, timing)
+    if meta.backend_version != timer.backend_version:
         raise TableError(
-            f"table {path} was measured with {meta.backend} {meta.backend_version} but this "
-            f"machine has {timer.backend.version()}; profile a table here"
+            f"table {path} was measured with {meta.backend} {meta.backend_version} but "
+            f"{timer.host} has {timer.backend_version}; profile a table there"
         )
     rng = np.random.default_rng(seed)
     rows = []
@@ -166,13 +197,22 @@ def calibrate_table(
     calibration = fit_calibration(
         frame["raw_predicted_ms"].to_numpy(),
         frame["measured_ms"].to_numpy(),
-        timer.backend.version(),
+        timer.backend_version,
         timer.host,
     )
-    native = measured_here(meta) or (not meta.host_fingerprint and meta.host == timer.host)
+    same_print = bool(meta.host_fingerprint) and json.loads(meta.host_fingerprint) == json.loads(
+        timer.fingerprint or "null"
+    )
+    native = same_print or (not meta.host_fingerprint and meta.host == timer.host)
     if into_table and native and not _is_shipped(Path(path)):
         save_calibration(Path(path), calibration)
         return CalibrationResult(calibration, frame, Path(path))
+    if timer.fingerprint != NetworkTimer.local_fingerprint(get_device(meta.device)):
+        raise TableError(
+            f"table {path} was not measured on {timer.host}, the node that timed, and a "
+            "calibration for another host is kept only in that host's own folder; run "
+            "`rlnas tables calibrate` on that host, or profile the table there"
+        )
     return CalibrationResult(calibration, frame, save_host_calibration(meta, calibration))
 
 

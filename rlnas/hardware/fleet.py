@@ -1,4 +1,4 @@
-"""A profiling fleet: layers timed on the Ray node that has the device, rows streamed back.
+"""A profiling fleet: layers and whole networks timed on the Ray node that has the device.
 
 A device host joins the cluster with its device as a custom resource
 (`ray start --address HEAD_IP:6379 --resources '{"xavier-nx": 1}'`). `rlnas
@@ -12,6 +12,9 @@ The driver appends each returned row to the table's journal, so a driver
 killed mid-run resumes like a local profile. A task whose worker or node died
 is rerun by Ray; a batch's rows come back only when the whole batch is done,
 and each row is keyed by its layer, so none is written twice.
+
+`FleetNetworkTimer` does the same for whole networks (`rlnas measure` and
+`rlnas tables calibrate` with `--ray-address`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ import dataclasses
 from collections.abc import Iterator
 
 from rlnas.cluster import Notify, connect, require, run_tasks
+from rlnas.hardware.endtoend import NetworkTimer, NetworkTiming
 from rlnas.hardware.profile import LayerTimer, ProfileConfig
+from rlnas.hardware.timing import TimingConfig
+from rlnas.model.arch import Architecture
 from rlnas.model.ops import LayerKey
 
 # Layers per task: enough to amortise the task's start (backend, overheads), few
@@ -66,3 +72,58 @@ class FleetTimer:
         ):
             for key, (record, seconds) in zip(batches[index], results, strict=True):
                 yield key, record, seconds
+
+
+def _network_timer_facts(
+    device: str, precision: str | None, threads: int, timing: TimingConfig | None
+) -> tuple[str, str, str, str]:
+    timer = NetworkTimer(device, precision, threads, timing)
+    return timer.host, timer.backend_name, timer.backend_version, timer.fingerprint
+
+
+def _time_network(
+    device: str,
+    precision: str | None,
+    threads: int,
+    timing: TimingConfig | None,
+    job: tuple[Architecture, int, int, int],
+) -> NetworkTiming:
+    arch, resolution, batch, passes = job
+    return NetworkTimer(device, precision, threads, timing).time(arch, resolution, batch, passes)
+
+
+class FleetNetworkTimer:
+    """`rlnas.hardware.endtoend.NetworkTimer` on the cluster's node that offers the device:
+    each network is built, compiled and timed there, one at a time (one unit of the
+    device's resource per task), and `host`, the backend and the fingerprint are that
+    node's.
+
+    Raises:
+        RlnasError: Ray is missing, no cluster answers, or no node offers the device.
+    """
+
+    def __init__(
+        self,
+        device: str,
+        precision: str | None,
+        threads: int,
+        timing: TimingConfig | None,
+        address: str,
+        notify: Notify | None = None,
+    ):
+        self.ray = connect(address)
+        require(self.ray, device, address)
+        self.settings = (device, precision, threads, timing)
+        self.notify = notify
+        facts = next(run_tasks(self.ray, _network_timer_facts, [self.settings], device, notify))[1]
+        self.host, self.backend_name, self.backend_version, self.fingerprint = facts
+
+    def time(
+        self, arch: Architecture, resolution: int, batch: int = 1, passes: int = 2
+    ) -> NetworkTiming:
+        """Builds, compiles and times `arch` on the device's node."""
+        job = (arch, resolution, batch, passes)
+        tasks = run_tasks(
+            self.ray, _time_network, [(*self.settings, job)], self.settings[0], self.notify
+        )
+        return next(tasks)[1]

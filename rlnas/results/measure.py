@@ -23,10 +23,12 @@ import pandas as pd
 import pyarrow as pa
 
 from rlnas.accuracy.scorer import ProxyScorer
+from rlnas.cluster import ray_address
 from rlnas.errors import RlnasError, TableError
 from rlnas.files import atomic_write_parquet
 from rlnas.hardware.catalog import locate_table
 from rlnas.hardware.endtoend import NetworkTimer, table_for_host
+from rlnas.hardware.fleet import FleetNetworkTimer
 from rlnas.hardware.table import LatencyTable
 from rlnas.hardware.timing import TimingConfig
 from rlnas.model.arch import Architecture
@@ -55,6 +57,8 @@ class MeasureConfig:
         threads: Intra-op threads for CPU backends.
         passes: Timing passes per network.
         timing: Harness settings.
+        ray_address: A Ray cluster (or auto): the networks are timed on its node that
+            offers the device as a resource (`rlnas.hardware.fleet`).
     """
 
     device: str = "cpu"
@@ -64,6 +68,7 @@ class MeasureConfig:
     threads: int = 1
     passes: int = 2
     timing: TimingConfig = field(default_factory=TimingConfig)
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         if self.top < 0:
@@ -213,7 +218,12 @@ def measure_run(
         raise RlnasError(f"--top must be >= 0, got {config.top}")
     run = RunFolder.open(run_path)
     precision = config.precision or run.config.precision or "fp32"
-    timer = NetworkTimer(config.device, precision, config.threads, config.timing)
+    address = ray_address(config.ray_address)
+    timer: NetworkTimer | FleetNetworkTimer = (
+        FleetNetworkTimer(config.device, precision, config.threads, config.timing, address)
+        if address
+        else NetworkTimer(config.device, precision, config.threads, config.timing)
+    )
     resolution = run.config.resolution or get_space(run.config.space).resolution
     entries = _entries(run, config)
     out = run.file(MEASURED)
@@ -242,8 +252,8 @@ def measure_run(
                 "space": arch.space.name,
                 "device": config.device,
                 "precision": precision,
-                "backend": timer.backend.name,
-                "backend_version": timer.backend.version(),
+                "backend": timer.backend_name,
+                "backend_version": timer.backend_version,
                 "host": timer.host,
                 "threads": config.threads,
                 "resolution": resolution,
