@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from rlnas.errors import RlnasError
 
@@ -30,6 +30,18 @@ POLL_S = 1.0
 RETRIES = 3
 
 Notify = Callable[[str], None]
+
+
+class TaskPool(Protocol):
+    """`run_tasks` bound to a cluster: `pool(function, arguments, resource=..., gpus=...)`."""
+
+    def __call__(
+        self,
+        function: Callable[..., Any],
+        arguments: Sequence[tuple[Any, ...]],
+        resource: str | None = None,
+        gpus: int = 0,
+    ) -> Iterator[tuple[int, Any]]: ...
 
 
 def ray_address(option: str | None) -> str | None:
@@ -83,11 +95,13 @@ def run_tasks(
     arguments: Sequence[tuple[Any, ...]],
     resource: str | None = None,
     notify: Notify | None = None,
+    gpus: int = 0,
 ) -> Iterator[tuple[int, Any]]:
     """Runs `function(*args)` for each argument tuple as Ray tasks; yields (index, result) as
     each finishes.
 
-    A task asks for one unit of `resource` (none: one CPU). Ray reruns a task whose
+    A task asks for one unit of `resource` (none: one CPU), and for `gpus` GPUs (Ray's
+    own GPU resource: it runs on a node with a GPU). Ray reruns a task whose
     worker or node died (up to `RETRIES` times). A node that leaves is reported once
     through `notify`; if no live node offers `resource` any more, RlnasError says so
     (results yielded so far are the caller's to keep).
@@ -96,6 +110,13 @@ def run_tasks(
     if resource is not None:
         options["resources"] = {resource: 1}
         options["num_cpus"] = 0
+    if gpus:
+        if not any(n.get("Resources", {}).get("GPU") for n in ray.nodes() if n.get("Alive")):
+            raise RlnasError(
+                "no node of the Ray cluster has a GPU; start one on a GPU host with `ray "
+                "start --address HEAD_IP:6379`, or train on the CPU (--train-device cpu)"
+            )
+        options["num_gpus"] = gpus
     remote = ray.remote(function).options(**options)
     pending = {remote.remote(*args): i for i, args in enumerate(arguments)}
     alive = {n["NodeID"]: n for n in ray.nodes() if n.get("Alive")}

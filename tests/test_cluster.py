@@ -4,13 +4,19 @@ the profiling fleet and parallel evaluation."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import threading
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from rlnas.accuracy import scorer as scorer_module
+from rlnas.accuracy.recipe import Recipe
+from rlnas.accuracy.trained import TrainedAccuracy
+from rlnas.accuracy.training import WEIGHTS
 from rlnas.cluster import connect, run_tasks
 from rlnas.errors import RlnasError
 from rlnas.hardware.endtoend import calibrate_table
@@ -18,6 +24,7 @@ from rlnas.hardware.fleet import FleetNetworkTimer
 from rlnas.hardware.profile import ProfileConfig, profile
 from rlnas.hardware.table import load_table
 from rlnas.hardware.timing import TimingConfig
+from rlnas.model.arch import Architecture
 from rlnas.model.layers import enumerate_layers
 from rlnas.model.space import get_space
 from rlnas.results.measure import MeasureConfig, measure_run
@@ -174,3 +181,29 @@ def test_measure_and_calibrate_time_on_the_device_node(cluster, tmp_path, monkey
 
     with pytest.raises(RlnasError, match="offers resource 'intel-cpu'"):
         measure_run(run, dataclasses.replace(measure, device="intel-cpu"))
+
+
+def test_trainings_on_the_cluster_give_the_weights_of_trainings_here(
+    cluster, tmp_path, shared_data
+):
+    local, _, _ = cluster
+    data = shared_data / "cifar10" / "cifar10_subset.npz"
+    recipe = Recipe(epochs=1, subset=256, batch_size=64)
+    archs = [Architecture.from_index(i, "nbmacro") for i in (5, 4000)]
+    here = TrainedAccuracy(data, recipe, folder=tmp_path / "here", device="cpu")
+    there = TrainedAccuracy(data, recipe, folder=tmp_path / "there", device="cpu")
+    there.prefetch(archs, functools.partial(run_tasks, connect(local.address)))
+    assert there.trained == 2
+    for arch in archs:
+        assert there.result(arch)["val_top1"] == here.result(arch)["val_top1"]
+        ours, theirs = (
+            load_file(source.training_folder(arch) / WEIGHTS) for source in (here, there)
+        )
+        assert ours.keys() == theirs.keys()
+        assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert there.trained == 2 and here.trained == 2  # the fetched folders answered
+    there.prefetch(archs, functools.partial(run_tasks, connect(local.address)))
+    assert there.trained == 2  # nothing left to train
+
+    with pytest.raises(RlnasError, match="no node of the Ray cluster has a GPU"):
+        list(run_tasks(connect(local.address), _node, [()], gpus=1))

@@ -14,6 +14,12 @@ On a 10,000-image set and the project's 2-core CPU that is about 1-3 minutes
 per network of the default space (BENCHMARKS.md), so the source is meant for
 final candidates, for ground truth and for GPU machines, not for thousands of
 proposals.
+
+On a Ray cluster (`prefetch`), a batch of architectures is trained as parallel
+tasks (on nodes with a GPU where the device is cuda), each in a folder of its
+own node, with the driver's torch thread count so that a CPU training gives the
+weights it would give here; the finished folder's files come back and are
+written into this cache (result.json last), so nothing assumes a shared disk.
 """
 
 from __future__ import annotations
@@ -21,17 +27,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
-from rlnas.accuracy.data import load_data
+from rlnas.accuracy.data import ImageData, load_data
 from rlnas.accuracy.recipe import Recipe
 from rlnas.accuracy.score_cache import default_cache_path
 from rlnas.accuracy.scorer import ProxyConfig
-from rlnas.accuracy.training import Trainer, read_result
+from rlnas.accuracy.training import CHECKPOINT, RESULT, Trainer, read_result
+from rlnas.cluster import TaskPool
 from rlnas.errors import RlnasError
+from rlnas.files import atomic_write_bytes
 from rlnas.model.arch import Architecture
 
 SHORT_RECIPE = Recipe(epochs=10)
@@ -118,3 +127,44 @@ class TrainedAccuracy:
 
     def accuracy(self, arch: Architecture) -> float:
         return self.result(arch)["val_top1"]
+
+    def prefetch(self, archs: Sequence[Architecture], pool: TaskPool) -> None:
+        """Trains the architectures without a finished training folder as parallel tasks of
+        `pool` and writes their folders into the cache (see the module docstring)."""
+        todo = list(
+            {self.key(a): a for a in archs if read_result(self.training_folder(a)) is None}.values()
+        )
+        if not todo:
+            return
+        threads = torch.get_num_threads()
+        arguments = [
+            (a, self.data_path, self.data, self.recipe, self.device, threads) for a in todo
+        ]
+        for arch in todo:
+            if self.notice is not None:
+                self.notice(arch, "training on the cluster")
+        gpus = 1 if self.device == "cuda" else 0
+        for index, files in pool(_train_in_a_folder_of_its_own, arguments, gpus=gpus):
+            out = self.training_folder(todo[index])
+            for name in sorted(files, key=lambda n: n == RESULT):  # result.json last
+                atomic_write_bytes(files[name], out / name)
+            self.trained += 1
+
+
+def _train_in_a_folder_of_its_own(
+    arch: Architecture,
+    data_path: Path,
+    data: ImageData,
+    recipe: Recipe,
+    device: str,
+    threads: int,
+) -> dict[str, bytes]:
+    """Trains where this task runs; returns the finished folder's files (no checkpoint)."""
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory() as folder:
+        Trainer(arch, data_path, recipe, Path(folder), device, data).train()
+        return {
+            path.name: path.read_bytes()
+            for path in Path(folder).iterdir()
+            if path.is_file() and path.name != CHECKPOINT
+        }

@@ -8,6 +8,8 @@ folder of the trained source's cache, so a killed `verify` resumes where it
 stopped (mid-epoch trainings from their last epoch) and a network trained
 before (by `--accuracy trained` or the ground truth) is not trained again.
 Trainings run seed by seed, so that every network has its first seed early.
+With `--ray-address` each seed's trainings run in parallel on the cluster and
+the timing on its device node.
 
 `verified.parquet` (one row per network, rewritten atomically after every
 training) holds the trained top-1 (test images where the data has them, else
@@ -20,6 +22,7 @@ constraint held for real: mean top-1 >= (1 - drop) x a0's mean top-1.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +32,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from rlnas import cluster
 from rlnas.accuracy.trained import SHORT_RECIPE, Notice, TrainedAccuracy
 from rlnas.errors import RlnasError
 from rlnas.files import atomic_write_parquet
@@ -60,6 +64,9 @@ class VerifyConfig:
         threads: Intra-op threads of the end-to-end timing (CPU backends).
         passes: Timing passes per network.
         timing: Harness settings of the end-to-end timing.
+        ray_address: A Ray cluster (or auto): each seed's trainings run there as parallel
+            tasks (on nodes with a GPU for cuda), the timing on the node that offers the
+            run's device.
     """
 
     top: int = 5
@@ -71,6 +78,7 @@ class VerifyConfig:
     threads: int = 1
     passes: int = 2
     timing: TimingConfig = field(default_factory=TimingConfig)
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("top", "seeds", "epochs", "threads", "passes"):
@@ -109,6 +117,7 @@ def _measured(run: RunFolder, config: VerifyConfig) -> pd.DataFrame:
         threads=config.threads,
         passes=config.passes,
         timing=config.timing,
+        ray_address=config.ray_address,
     )
     return measure_run(run.path, measure)
 
@@ -155,8 +164,12 @@ def verify_run(
     ]
     results: list[list[dict[str, float]]] = [[] for _ in archs]
     total, done = len(archs) * len(recipes), 0
+    address = cluster.ray_address(config.ray_address)
+    pool = functools.partial(cluster.run_tasks, cluster.connect(address)) if address else None
     for recipe in recipes:
         source = TrainedAccuracy(data, recipe, device=config.train_device, notice=notice)
+        if pool is not None:
+            source.prefetch(archs, pool)
         for number, arch in enumerate(archs):
             results[number].append(source.result(arch))
             done += 1

@@ -22,7 +22,8 @@ from rlnas.model.costs import AdditiveCost
 from rlnas.search.rewards import RewardConfig
 
 if TYPE_CHECKING:
-    from rlnas.search.sources import AccuracySource, LatencySource, TaskPool
+    from rlnas.cluster import TaskPool
+    from rlnas.search.sources import AccuracySource, LatencySource
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from rlnas import cluster
 from rlnas.accuracy.scorer import ProxyScorer
-from rlnas.cluster import Notify
+from rlnas.cluster import Notify, TaskPool
 from rlnas.errors import RlnasError, RunError
 from rlnas.files import atomic_write_parquet, check_folder
 from rlnas.hardware.devices import get_precision
@@ -38,7 +38,6 @@ from rlnas.search.plots import plot_pareto
 from rlnas.search.rewards import RewardConfig
 from rlnas.search.run_folder import Provenance, TableProvenance
 from rlnas.search.sources import (
-    TaskPool,
     accuracy_source,
     latency_source,
     macs_model,

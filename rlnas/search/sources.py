@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,7 @@ import torch
 
 from rlnas.accuracy.score_cache import default_cache_path
 from rlnas.accuracy.scorer import ProxyConfig, ProxyScorer
+from rlnas.cluster import TaskPool
 from rlnas.errors import DataError, EstimatedTableWarning, RlnasError, did_you_mean, unknown
 from rlnas.hardware.catalog import locate_table
 from rlnas.hardware.endtoend import HostTable, table_for_host
@@ -115,7 +116,6 @@ class ProxyAccuracy:
 
 # Tasks a batch of proxy scoring is split into (a few per worker of a small cluster).
 PREFETCH_CHUNKS = 8
-TaskPool = Callable[[Callable[..., Any], list[tuple[Any, ...]]], Iterator[tuple[int, Any]]]
 
 
 def _raw_values(
