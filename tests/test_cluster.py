@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import sys
 import threading
 from pathlib import Path
@@ -12,11 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from typer.testing import CliRunner
 
 from rlnas.accuracy import scorer as scorer_module
 from rlnas.accuracy.recipe import Recipe
 from rlnas.accuracy.trained import TrainedAccuracy
 from rlnas.accuracy.training import WEIGHTS
+from rlnas.cli import app
 from rlnas.cluster import connect, run_tasks
 from rlnas.errors import RlnasError
 from rlnas.hardware.endtoend import calibrate_table
@@ -204,6 +207,21 @@ def test_trainings_on_the_cluster_give_the_weights_of_trainings_here(
     assert there.trained == 2 and here.trained == 2  # the fetched folders answered
     there.prefetch(archs, functools.partial(run_tasks, connect(local.address)))
     assert there.trained == 2  # nothing left to train
+
+    # `rlnas train --ray-address`: the finished folder comes back, checkpoint included.
+    out = tmp_path / "cli"
+    args = ["train", str(archs[0]), "--space", "nbmacro", "--data", str(data), "--epochs", "1"]
+    args += ["--subset", "256", "--batch-size", "64", "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--ray-address", local.address])
+    assert result.exit_code == 0, result.output
+    assert "on the Ray cluster" in result.output
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        p.name for p in here.training_folder(archs[0]).iterdir()
+    )
+    assert (
+        json.loads((out / "result.json").read_text())["val_top1"]
+        == here.result(archs[0])["val_top1"]
+    )
 
     with pytest.raises(RlnasError, match="no node of the Ray cluster has a GPU"):
         list(run_tasks(connect(local.address), _node, [()], gpus=1))

@@ -28,7 +28,7 @@ import dataclasses
 import hashlib
 import json
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -37,7 +37,7 @@ from rlnas.accuracy.data import ImageData, load_data
 from rlnas.accuracy.recipe import Recipe
 from rlnas.accuracy.score_cache import default_cache_path
 from rlnas.accuracy.scorer import ProxyConfig
-from rlnas.accuracy.training import CHECKPOINT, RESULT, Trainer, read_result
+from rlnas.accuracy.training import RESULT, Trainer, read_result
 from rlnas.cluster import TaskPool
 from rlnas.errors import RlnasError
 from rlnas.files import atomic_write_bytes
@@ -136,19 +136,35 @@ class TrainedAccuracy:
         )
         if not todo:
             return
-        threads = torch.get_num_threads()
-        arguments = [
-            (a, self.data_path, self.data, self.recipe, self.device, threads) for a in todo
-        ]
         for arch in todo:
             if self.notice is not None:
                 self.notice(arch, "training on the cluster")
-        gpus = 1 if self.device == "cuda" else 0
-        for index, files in pool(_train_in_a_folder_of_its_own, arguments, gpus=gpus):
-            out = self.training_folder(todo[index])
-            for name in sorted(files, key=lambda n: n == RESULT):  # result.json last
-                atomic_write_bytes(files[name], out / name)
+        jobs = [(a, self.training_folder(a)) for a in todo]
+        for _ in train_on_cluster(pool, jobs, self.data_path, self.recipe, self.device, self.data):
             self.trained += 1
+
+
+def train_on_cluster(
+    pool: TaskPool,
+    jobs: Sequence[tuple[Architecture, Path]],
+    data_path: Path,
+    recipe: Recipe,
+    device: str,
+    data: ImageData | None = None,
+) -> Iterator[Path]:
+    """Trains each (architecture, folder) as a task of `pool`, in a folder of the task's own
+    node with this process's torch thread count (on a node with a GPU for cuda); writes
+    the finished files into the folder here (result.json last) and yields
+    the folder as each finishes."""
+    data = data or load_data(data_path)
+    threads = torch.get_num_threads()
+    arguments = [(arch, data_path, data, recipe, device, threads) for arch, _ in jobs]
+    gpus = 1 if device == "cuda" else 0
+    for index, files in pool(_train_in_a_folder_of_its_own, arguments, gpus=gpus):
+        out = jobs[index][1]
+        for name in sorted(files, key=lambda n: n == RESULT):  # result.json last
+            atomic_write_bytes(files[name], out / name)
+        yield out
 
 
 def _train_in_a_folder_of_its_own(
@@ -159,12 +175,9 @@ def _train_in_a_folder_of_its_own(
     device: str,
     threads: int,
 ) -> dict[str, bytes]:
-    """Trains where this task runs; returns the finished folder's files (no checkpoint)."""
+    """Trains where this task runs; returns the finished folder's files (its last checkpoint
+    too, so that the folder here is a finished one in every respect)."""
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as folder:
         Trainer(arch, data_path, recipe, Path(folder), device, data).train()
-        return {
-            path.name: path.read_bytes()
-            for path in Path(folder).iterdir()
-            if path.is_file() and path.name != CHECKPOINT
-        }
+        return {path.name: path.read_bytes() for path in Path(folder).iterdir() if path.is_file()}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from rlnas.accuracy.recipe import Recipe
 from rlnas.accuracy.training import ONNX, WEIGHTS, Trainer, read_result
 from rlnas.cli.common import console, reports_errors
 from rlnas.cli.options import argument, config_command, option
+from rlnas.cluster import ray_address
 from rlnas.errors import RlnasError
 from rlnas.model.arch import Architecture
 from rlnas.results.verify import VerifyConfig
@@ -56,6 +58,7 @@ def _train(
     data: Path | None = None,
     out: Path | None = None,
     device: str = "cpu",
+    cluster: str | None = None,
 ) -> None:
     if data is None:
         raise RlnasError("--data is required: an .npz (x_train, y_train) or an image folder")
@@ -63,6 +66,16 @@ def _train(
     name = baseline or (f"{Path(run).name}-rank{rank}" if run else f"arch-{target.index % 10**8}")
     out = out or Path("runs") / "train" / f"{name}-e{recipe.epochs}-s{recipe.seed}"
     trainer = Trainer(target, data, recipe, out, device)
+    address = ray_address(cluster)
+    if address and read_result(out) is None:
+        from rlnas import cluster as ray_cluster
+        from rlnas.accuracy.trained import train_on_cluster
+
+        pool = functools.partial(ray_cluster.run_tasks, ray_cluster.connect(address))
+        typer.echo(f"training {name} on the Ray cluster at {address} ({recipe.epochs} epochs)")
+        with console.status("training on the cluster"):
+            list(train_on_cluster(pool, [(target, out)], data, recipe, device, trainer.data))
+        # The folder is now a finished one: the loop below only reads it and reports.
     typer.echo(
         f"training {name} ({target.space.name}) on {data}: {len(trainer.split.train_y)} training "
         f"and {len(trainer.split.val_y)} validation images, {trainer.split.num_classes} classes, "
@@ -124,6 +137,14 @@ train = reports_errors(
                 "out", Path | None, "Training folder (default runs/train/<name>).", None, "--out"
             ),
             option("device", str, "cpu or cuda (AMP and channels_last).", "cpu", "--device"),
+            option(
+                "cluster",
+                str | None,
+                "A Ray cluster (or auto; default RAY_ADDRESS): train there, on a node with a "
+                "GPU for cuda; the finished folder comes back to --out.",
+                None,
+                "--ray-address",
+            ),
         ],
         doc="Train an architecture on image data; resumes an interrupted training folder.",
     )
