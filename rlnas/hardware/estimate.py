@@ -71,7 +71,10 @@ def load_published(device: str, path: Path | None = None) -> dict[str, float]:
 
 
 def fit_model(
-    spec: GpuSpec, networks: dict[str, OpArrays], published: dict[str, float]
+    spec: GpuSpec,
+    networks: dict[str, OpArrays],
+    published: dict[str, float],
+    prior_weight: float = PRIOR_WEIGHT,
 ) -> CostModel:
     """Fits the free parameters to the published latencies (see module docstring)."""
     prior = CostModel.prior(spec).vector()
@@ -81,7 +84,7 @@ def fit_model(
     def residuals(theta: np.ndarray) -> np.ndarray:
         model = CostModel.from_vector(spec, theta)
         predicted = np.log([model.best_ms(networks[n]) for n in names])
-        return np.concatenate([predicted - target, PRIOR_WEIGHT * (theta - prior)])
+        return np.concatenate([predicted - target, prior_weight * (theta - prior)])
 
     # Efficiencies stay in (0, 1]; the fixed cost between 0.1 us and 1 ms.
     lower = np.log(np.r_[np.full(len(prior) - 1, 1e-4), 1e-4])
