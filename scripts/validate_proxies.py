@@ -4,7 +4,7 @@ Usage:
     python scripts/validate_proxies.py [--space nb201 | nbmacro] [--sample 1000 | --all]
         [--seed 0] [--workers 2] [--proxies synflow,zico,...]
         [--data ../shared/data/cifar10/cifar10_subset.npz]
-        [--cache out/proxy_scores_<space>.parquet]
+        [--cache out/proxy_scores_<space>.parquet] [--cached-only]
 
 Scores a seeded sample of the benchmark's architectures with every proxy
 (batch 64 from the data, 32 px, seed 0), caching raw values (a rerun computes
@@ -103,6 +103,11 @@ def main() -> None:
     parser.add_argument("--proxies", default=",".join(PROXIES))
     parser.add_argument("--data", type=Path, default=SHARED / "cifar10" / "cifar10_subset.npz")
     parser.add_argument("--cache", type=Path, default=None)
+    parser.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="score nothing: report on the architectures whose values are all cached",
+    )
     args = parser.parse_args()
     proxies = args.proxies.split(",")
     cache = args.cache or ROOT / "out" / f"proxy_scores_{args.space}.parquet"
@@ -126,6 +131,10 @@ def main() -> None:
         if any(scorer.cache.get(scorer.key(a, p)) is None for p in wanted)
     ]
     todo = list(dict.fromkeys(todo))
+    if args.cached_only:  # report on the architectures a (stopped) run has scored so far
+        missing = set(todo)
+        keep = [i for i, a in enumerate(archs) if str(a) not in missing]
+        archs, accuracy, todo = [archs[i] for i in keep], accuracy[keep], []
     start = time.perf_counter()
     if todo:
         chunks = [todo[i : i + 10] for i in range(0, len(todo), 10)]
@@ -152,7 +161,8 @@ def main() -> None:
     timing = {p: seconds_per_arch(scorer, archs[:10], p) for p in proxies}
     print(
         f"\n{args.space}: {len(archs)} architectures (seed {args.seed}"
-        f"{', all' if args.all else ''}); scored now: {len(todo)} in {elapsed:.0f} s with "
+        f"{', all' if args.all else ''}{', those cached' if args.cached_only else ''}); "
+        f"scored now: {len(todo)} in {elapsed:.0f} s with "
         f"{args.workers} workers"
         + (f"; ensemble = mean normalised {' + '.join(ENSEMBLE)}" if ensemble else "")
         + "\n"
