@@ -123,3 +123,17 @@ def test_fit_from_trainings(tmp_path, shared_data):
     archs, accuracy = known_from_trainings(space, tmp_path / "runs")
     assert sorted(a.index for a in archs) == [0, 1, 2]
     assert all(0 <= a <= 100 for a in accuracy)
+
+
+def test_a_proxy_that_is_not_finite_is_floored_and_flagged(macro):
+    archs, accuracy = macro
+    # naswot's log-determinant is -inf for a network whose kernel is singular.
+    proxy = np.array([5.0, 7.0, -np.inf, 9.0, 3.0, -np.inf, 8.0, 6.0])
+    x = encode(archs[:8], {"naswot": proxy})
+    value, flag = x[:, -2], x[:, -1]
+    assert np.isfinite(x).all()
+    assert list(flag) == [0, 0, 1, 0, 0, 1, 0, 0]
+    assert value[2] == value[5] < value[[0, 1, 3, 4, 6, 7]].min()
+    predictor = Predictor(archs[:8], accuracy[:8], {"naswot": proxy})
+    mean, std = predictor.predict(archs[8:10], {"naswot": [-np.inf, 4.0]})
+    assert np.isfinite(mean).all() and np.isfinite(std).all()

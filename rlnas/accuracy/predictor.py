@@ -7,7 +7,9 @@ with a standard deviation.
 Features (`encode`): one indicator per choice of every decision that has more
 than one choice (the first choice is the reference, so it has none); the log
 of the parameters and of the multiply-accumulates at 32 px (closed forms);
-and, optionally, the raw values of zero-cost proxies (signed log). Each
+and, optionally, the raw values of zero-cost proxies (signed log; a value that
+is not finite, as naswot's for a degenerate network, is set below the lowest
+finite one and flagged in an indicator column of its own). Each
 feature is standardised on the training architectures. The regression is
 scikit-learn's `BayesianRidge` (evidence-maximised priors, so there is nothing
 to tune per K); its predictive standard deviation is the uncertainty.
@@ -53,9 +55,15 @@ def _cost_models(space: Space) -> tuple[AdditiveCost, AdditiveCost]:
 
 
 def encode(
-    archs: Sequence[Architecture], proxies: Mapping[str, Sequence[float]] | None = None
+    archs: Sequence[Architecture],
+    proxies: Mapping[str, Sequence[float]] | None = None,
+    floors: Mapping[str, float] | None = None,
 ) -> np.ndarray:
-    """The feature matrix of architectures of one space (see the module docstring)."""
+    """The feature matrix of architectures of one space (see the module docstring).
+
+    A proxy that is not finite for a degenerate network (naswot's log-determinant of a
+    singular kernel is -inf) gets `floors[proxy]` (default: one below the lowest finite
+    value given) and a 1 in that proxy's indicator column of such networks."""
     if not archs:
         return np.zeros((0, 0))
     space = archs[0].space
@@ -68,10 +76,21 @@ def encode(
     params, macs = _cost_models(space)
     columns.append(np.log1p([params.total(a.choices) for a in archs]))
     columns.append(np.log1p([macs.total(a.choices) for a in archs]))
-    for values in (proxies or {}).values():
+    for name, values in (proxies or {}).items():
         v = np.asarray(values, dtype=float)
-        columns.append(np.sign(v) * np.log1p(np.abs(v)))
+        with np.errstate(invalid="ignore"):
+            logged = np.sign(v) * np.log1p(np.abs(v))
+        finite = np.isfinite(logged)
+        floor = (floors or {}).get(name, lowest_floor(logged))
+        columns.append(np.where(finite, logged, floor))
+        columns.append((~finite).astype(float))
     return np.stack(columns, axis=1)
+
+
+def lowest_floor(logged: np.ndarray) -> float:
+    """One below the lowest finite value (0 where none is finite)."""
+    finite = logged[np.isfinite(logged)]
+    return float(finite.min() - 1) if len(finite) else 0.0
 
 
 class Predictor:
@@ -103,7 +122,11 @@ class Predictor:
         self.space: Space = archs[0].space
         self.archs, self.accuracy = list(archs), y
         self.proxies = {k: list(v) for k, v in (proxies or {}).items()}
-        x = encode(self.archs, self.proxies)
+        self.floors = {
+            k: lowest_floor(np.sign(v) * np.log1p(np.abs(np.asarray(v, dtype=float))))
+            for k, v in self.proxies.items()
+        }
+        x = encode(self.archs, self.proxies, self.floors)
         self.mean, self.scale = x.mean(axis=0), x.std(axis=0)
         self.scale[self.scale == 0] = 1.0
         self.model = BayesianRidge().fit((x - self.mean) / self.scale, y)
@@ -119,7 +142,7 @@ class Predictor:
         if any(a.space.digest != self.space.digest for a in archs):
             raise RlnasError(f"the predictor knows space '{self.space.name}' only")
         ordered = {k: (proxies or {})[k] for k in self.proxies}
-        x = (encode(archs, ordered) - self.mean) / self.scale
+        x = (encode(archs, ordered, self.floors) - self.mean) / self.scale
         mean, std = self.model.predict(x, return_std=True)
         return np.asarray(mean), np.asarray(std)
 
