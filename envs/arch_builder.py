@@ -116,5 +116,15 @@ class ArchBuilderEnv(gym.Env[np.ndarray, np.int64]):
         obs[self._latency_index] = min(self._latency / self._target, LATENCY_CAP) / LATENCY_CAP
         if len(self._choices) < self.space.num_decisions:
             return obs.copy(), 0.0, False, False, {}
-        result = self.evaluator.evaluate(Architecture(self.space, tuple(self._choices)))
+        arch = Architecture(self.space, tuple(self._choices))
+        if self.evaluator.exhausted and str(arch) not in self.evaluator.cache:
+            # Another environment stepped at the same time spent the last of the budget.
+            return obs.copy(), 0.0, True, False, {"evaluation": None}
+        result = self.evaluator.evaluate(arch)
         return obs.copy(), result.reward, True, False, {"evaluation": result}
+
+    def proposal(self, action: Any) -> Architecture | None:
+        """The architecture `step(action)` will evaluate, or None (not the last decision)."""
+        if len(self._choices) != self.space.num_decisions - 1:
+            return None
+        return Architecture(self.space, (*self._choices, int(action)))

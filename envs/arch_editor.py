@@ -167,11 +167,26 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
                     self.evaluator.nothing_new()
                     self._state = None
                     return self._observation(), -1.0 - violation, True, False, {"evaluation": None}
+        if self.evaluator.exhausted and str(child) not in self.evaluator.cache:
+            # Another environment stepped at the same time spent the last of the budget.
+            self._state = None
+            return self._observation(), 0.0, True, False, {"evaluation": None}
         evaluation = self.evaluator.evaluate(child)
         self.add(child, evaluation)
         self._state = None
         reward = self._reward(evaluation)
         return self._observation(), reward, True, False, {"evaluation": evaluation}
+
+    def proposal(self, action: Any) -> Architecture | None:
+        """The architecture `step(action)` will evaluate, or None where it evaluates none for
+        sure (the edit leaves the limits: a repair or a dead end follows)."""
+        state = self._state
+        if state is None:
+            return None
+        child = self._child(state.arch, int(action))
+        if state.repairing or self._violation(*self._costs(child)) <= 0:
+            return child
+        return None
 
     def _tournament(self) -> tuple[Architecture, Evaluation]:
         size = min(self.sample_size, len(self.population))

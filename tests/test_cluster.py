@@ -33,7 +33,7 @@ from rlnas.model.space import get_space
 from rlnas.results.measure import MeasureConfig, measure_run
 from rlnas.search.config import SearchConfig
 from rlnas.search.run import run_search
-from rlnas.search.strategies import EvolutionSettings
+from rlnas.search.strategies import EvolutionSettings, PPOSettings
 
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
@@ -123,7 +123,7 @@ def test_a_worker_killed_mid_profile_loses_no_row_and_resume_fills_the_gap(tmp_p
         local.shutdown()
 
 
-@pytest.mark.parametrize("strategy", ["random", "evolution"])
+@pytest.mark.parametrize("strategy", ["random", "evolution", "ppo"])
 @pytest.mark.filterwarnings("ignore::rlnas.errors.ForeignTableWarning")
 def test_a_search_on_the_cluster_evaluates_as_one_without_it(
     cluster, tmp_path, strategy, monkeypatch
@@ -131,7 +131,13 @@ def test_a_search_on_the_cluster_evaluates_as_one_without_it(
     local, _, _ = cluster
     monkeypatch.setenv("RLNAS_HOME", str(tmp_path / "home"))
     config = SearchConfig(
-        space="nbmacro", latency_ms=1.0, strategy=strategy, budget=40, seed=3, calibrate=False
+        space="nbmacro",
+        latency_ms=1.0,
+        strategy=strategy,
+        budget=40,
+        seed=3,
+        calibrate=False,
+        ppo=PPOSettings(parallel_episodes=5),
     )
     serial = run_search(config, tmp_path / "serial").evaluations
     for cache in (tmp_path / "home").rglob("proxy_scores*.parquet"):
@@ -144,9 +150,10 @@ def test_a_search_on_the_cluster_evaluates_as_one_without_it(
     )
     parallel = run_search(config, tmp_path / "parallel", ray_address=local.address)
     assert parallel.evaluations.equals(serial)
-    # Random search's proposals all went to the cluster; evolution's first population
-    # did, and each later child depends on the evaluations before it.
-    here = 0 if strategy == "random" else 40 - EvolutionSettings().population_size
+    # Random search's proposals all went to the cluster, and so did PPO's (its first
+    # population, then 5 episodes' at a time); evolution's first population did, and each
+    # later child depends on the evaluations before it.
+    here = 40 - EvolutionSettings().population_size if strategy == "evolution" else 0
     assert len(built) <= here
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 from conftest import count_evaluate_calls, nb201_config
@@ -10,7 +12,7 @@ from rlnas.errors import BudgetExhausted, RlnasError
 from rlnas.model.arch import Architecture
 from rlnas.model.space import get_space
 from rlnas.search.run import build_evaluator, pareto_front, run_search
-from rlnas.search.strategies import STRATEGIES, get_strategy
+from rlnas.search.strategies import PPO_ENVS, STRATEGIES, PPOSettings, get_strategy
 
 
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
@@ -194,3 +196,23 @@ def test_a_latency_range_on_the_command_line(shared_data, tmp_path):
     )
     assert refused.exit_code == 2
     assert "0 < low < high" in refused.stderr
+
+
+@pytest.mark.parametrize("env", PPO_ENVS)
+def test_parallel_episodes_hand_their_proposals_over_as_one_batch(env, shared_data):
+    """With `parallel_episodes` 4 the controller's environments step together, and what
+    each step will evaluate reaches the evaluator as one batch first (on a cluster, one
+    batch of parallel tasks)."""
+    settings = PPOSettings(env=env, parallel_episodes=4, episodes_per_update=8)
+    config = dataclasses.replace(nb201_config(shared_data, "ppo", budget=60), ppo=settings)
+    evaluator, _, _ = build_evaluator(config, None)
+    batches: list[list[str]] = []
+    evaluator.prefetch = lambda archs: batches.append([str(a) for a in archs])
+    get_strategy("ppo")(evaluator, get_space("nb201"), 0, settings=settings).run()
+    assert len(evaluator.history) == 60
+    steps = batches[1:] if env == "editor" else batches  # the editor's first population
+    sizes = [len(b) for b in steps if b]  # a step of repairs or unfinished networks: none
+    assert max(sizes) == 4
+    assert sum(sizes) / len(sizes) >= 2  # the editor's repairs put its episodes out of step
+    proposed = {a for b in batches for a in b}
+    assert {e.arch for e in evaluator.history} <= proposed

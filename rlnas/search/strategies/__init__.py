@@ -84,6 +84,12 @@ class PPOSettings:
         sample_size: Tournament size of the editor's parent.
         episodes_per_update: Episodes per PPO update (n_steps = this x the episode
             length: 1 step for the editor, the number of decisions for the builder).
+        parallel_episodes: Episodes played at once, in as many environments (the
+            editor's share one population); their proposals are scored as one batch,
+            in parallel on a Ray cluster. Each episode sees the population as the
+            episodes before its step left it, so this changes the search: the same
+            value gives the same evaluations with or without a cluster. Divides
+            episodes_per_update.
         minibatches: Minibatches per epoch.
         n_epochs: Passes over each rollout.
         learning_rate: Adam step size.
@@ -98,6 +104,7 @@ class PPOSettings:
     population_size: int = 20
     sample_size: int = 10
     episodes_per_update: int = 10
+    parallel_episodes: int = 1
     minibatches: int = 1
     n_epochs: int = 4
     learning_rate: float = 1e-3
@@ -121,18 +128,26 @@ class PPOSettings:
         values = asdict(self)
         for own in ("env", "population_size", "sample_size"):
             values.pop(own)
-        n_steps = values.pop("episodes_per_update") * episode_length
-        minibatches = values.pop("minibatches")
-        if n_steps % minibatches:
+        episodes, parallel = values.pop("episodes_per_update"), values.pop("parallel_episodes")
+        if parallel < 1 or episodes % parallel:
             raise RlnasError(
-                f"n_steps must split into minibatches, got n_steps={n_steps}, "
+                f"parallel_episodes must divide episodes_per_update, got parallel_episodes="
+                f"{parallel}, episodes_per_update={episodes}: change --ppo-parallel-episodes "
+                "or --ppo-episodes-per-update"
+            )
+        # A rollout holds `episodes` episodes in all; n_steps is per environment.
+        steps = episodes * episode_length
+        minibatches = values.pop("minibatches")
+        if steps % minibatches:
+            raise RlnasError(
+                f"a rollout's steps must split into minibatches, got {steps} steps, "
                 f"minibatches={minibatches}"
             )
         net_arch = list(values.pop("net_arch"))
         return {
             **values,
-            "n_steps": n_steps,
-            "batch_size": n_steps // minibatches,
+            "n_steps": steps // parallel,
+            "batch_size": steps // minibatches,
             "policy_kwargs": {"net_arch": net_arch},
         }
 

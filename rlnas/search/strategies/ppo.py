@@ -5,19 +5,29 @@ By default one episode edits one architecture of a population (started with
 architecture from scratch. The reward is the environment's terminal reward.
 Training stops when the evaluator's budget is spent. PPO is customised only
 through its keyword arguments (never forked).
+
+With `parallel_episodes` n, n environments (the editor's sharing one
+population) play in step, in a stable-baselines3 DummyVecEnv: before each step
+the architectures it will evaluate are handed to the evaluator as one batch
+(`Evaluator.prefetch`, parallel tasks on a Ray cluster), then the environments
+step one after the other as without a cluster.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from rlnas.envs.arch_builder import ArchBuilderEnv
 from rlnas.envs.arch_editor import ArchEditorEnv
@@ -36,8 +46,8 @@ class _StopOnBudget(BaseCallback):
 
     def _on_step(self) -> bool:
         dones = self.locals.get("dones")
-        if dones is not None and bool(dones[0]):
-            self.episodes += 1
+        if dones is not None and dones.any():
+            self.episodes += int(dones.sum())
             self.strategy._report(self.progress)
         return not (self.strategy.done or self.episodes >= self.strategy.max_proposals)
 
@@ -68,15 +78,18 @@ class PPOController(Strategy):
     def run(self, progress: Progress | None = None) -> None:
         settings = self.settings
         with private_random_state():
-            env: ArchBuilderEnv | ArchEditorEnv
+            envs: list[ArchBuilderEnv] | list[ArchEditorEnv]
             if settings.env == "builder":
-                env = ArchBuilderEnv(self.evaluator, self.space)
+                envs = [
+                    ArchBuilderEnv(self.evaluator, self.space)
+                    for _ in range(settings.parallel_episodes)
+                ]
             else:
-                env = self._editor(progress)
+                envs = self._editors(progress)
             episode_length = settings.episode_length(self.space)
             self.model = MaskablePPO(
                 "MlpPolicy",
-                env,
+                _BatchedEnvs(envs, self.evaluator),
                 seed=self.seed,
                 device="cpu",
                 verbose=0,
@@ -90,25 +103,50 @@ class PPOController(Strategy):
             model = self.model
             atomic_write(self.checkpoint, lambda tmp: model.save(tmp))
 
-    def _editor(self, progress: Progress | None) -> ArchEditorEnv:
-        """The editing environment, its population started with random architectures (or with
-        `start` and its near neighbours)."""
+    def _editors(self, progress: Progress | None) -> list[ArchEditorEnv]:
+        """The editing environments, their one population started with random architectures
+        (or with `start` and its near neighbours), scored as one batch."""
         settings = self.settings
-        env = ArchEditorEnv(
-            self.evaluator,
-            self.space,
-            settings.population_size,
-            settings.sample_size,
-            self.targets,
-        )
+        envs = [
+            ArchEditorEnv(
+                self.evaluator,
+                self.space,
+                settings.population_size,
+                settings.sample_size,
+                self.targets,
+            )
+            for _ in range(settings.parallel_episodes)
+        ]
+        for other in envs[1:]:
+            other.population = envs[0].population
         rng = np.random.default_rng(self.seed)
-        for _ in range(self.max_proposals):
-            if self.done or len(env.population) >= settings.population_size:
+        first = [self.initial(rng, n) for n in range(settings.population_size)]
+        self.evaluator.prefetch(first)
+        for arch in first[: self.max_proposals]:
+            if self.done:
                 break
-            arch = self.initial(rng, len(env.population))
-            env.add(arch, self.evaluator.evaluate(arch))
+            envs[0].add(arch, self.evaluator.evaluate(arch))
             self._report(progress)
-        return env
+        return envs
+
+
+class _BatchedEnvs(DummyVecEnv):
+    """Environments stepped one after the other (stable-baselines3's DummyVecEnv, each
+    behind the Monitor it would add itself), whose proposals of a step are first handed to
+    the evaluator as one batch."""
+
+    def __init__(self, envs: Sequence[ArchBuilderEnv | ArchEditorEnv], evaluator: Evaluator):
+        super().__init__([functools.partial(Monitor, env) for env in envs])
+        self.inner = list(envs)
+        self.evaluator = evaluator
+
+    def step_wait(self) -> VecEnvStepReturn:
+        if len(self.inner) > 1:
+            proposals = [
+                env.proposal(action) for env, action in zip(self.inner, self.actions, strict=True)
+            ]
+            self.evaluator.prefetch([p for p in proposals if p is not None])
+        return super().step_wait()
 
 
 @contextlib.contextmanager
