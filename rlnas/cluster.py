@@ -30,10 +30,13 @@ POLL_S = 1.0
 RETRIES = 3
 
 Notify = Callable[[str], None]
+# Told the cluster's work so far, one short line (for a progress bar's description).
+Status = Callable[[str], None]
 
 
 class TaskPool(Protocol):
-    """`run_tasks` bound to a cluster: `pool(function, arguments, resource=..., gpus=...)`."""
+    """`run_tasks` bound to a cluster (and its `notify` and `status`): `pool(function,
+    arguments, resource=..., gpus=...)`."""
 
     def __call__(
         self,
@@ -96,6 +99,7 @@ def run_tasks(
     resource: str | None = None,
     notify: Notify | None = None,
     gpus: int = 0,
+    status: Status | None = None,
 ) -> Iterator[tuple[int, Any]]:
     """Runs `function(*args)` for each argument tuple as Ray tasks; yields (index, result) as
     each finishes.
@@ -104,7 +108,8 @@ def run_tasks(
     own GPU resource: it runs on a node with a GPU). Ray reruns a task whose
     worker or node died (up to `RETRIES` times). A node that leaves is reported once
     through `notify`; if no live node offers `resource` any more, RlnasError says so
-    (results yielded so far are the caller's to keep).
+    (results yielded so far are the caller's to keep). `status` is told, as each task
+    finishes, how many are done and how many each node did.
     """
     options: dict[str, Any] = {"max_retries": RETRIES, "retry_exceptions": False}
     if resource is not None:
@@ -117,17 +122,19 @@ def run_tasks(
                 "start --address HEAD_IP:6379`, or train on the CPU (--train-device cpu)"
             )
         options["num_gpus"] = gpus
-    remote = ray.remote(function).options(**options)
-    pending = {remote.remote(*args): i for i, args in enumerate(arguments)}
+    remote = ray.remote(_on_node).options(**options)
+    pending = {remote.remote(function, *args): i for i, args in enumerate(arguments)}
     alive = {n["NodeID"]: n for n in ray.nodes() if n.get("Alive")}
+    work = _Work(len(pending), status)
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
         for ref in ready:
             index = pending.pop(ref)
             try:
-                result = ray.get(ref)
+                node_id, result = ray.get(ref)
             except ray.exceptions.RayError as exc:
                 raise RlnasError(f"a task failed on the Ray cluster: {_first_line(exc)}") from None
+            work.done(node_id, alive)
             yield index, result
         now = {n["NodeID"]: n for n in ray.nodes() if n.get("Alive")}
         for node_id in set(alive) - set(now):
@@ -147,6 +154,38 @@ def run_tasks(
             )
         if not ready:
             time.sleep(0)
+
+
+def _on_node(function: Callable[..., Any], *args: Any) -> tuple[str, Any]:
+    """Runs `function(*args)` in a task; returns the task's node ID with the result."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id(), function(*args)
+
+
+class _Work:
+    """The tasks done so far, per node, told to a `Status` as one line."""
+
+    def __init__(self, total: int, status: Status | None):
+        self.total = total
+        self.status = status
+        self.per_node: dict[str, int] = {}
+        self._tell()
+
+    def done(self, node_id: str, nodes: dict[str, dict[str, Any]]) -> None:
+        node = nodes.get(node_id, {})
+        address = str(node.get("NodeManagerAddress", "?"))
+        same = [n for n in nodes.values() if n.get("NodeManagerAddress") == address]
+        label = address if len(same) == 1 else f"{address}#{node_id[:6]}"
+        self.per_node[label] = self.per_node.get(label, 0) + 1
+        self._tell()
+
+    def _tell(self) -> None:
+        if self.status is None:
+            return
+        done = sum(self.per_node.values())
+        nodes = ", ".join(f"{label} {n}" for label, n in sorted(self.per_node.items()))
+        self.status(f"cluster: {done}/{self.total} tasks" + (f" ({nodes})" if nodes else ""))
 
 
 def _first_line(exc: BaseException) -> str:

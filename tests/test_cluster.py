@@ -6,8 +6,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import re
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -64,10 +66,17 @@ def _node() -> str:
 def test_device_tasks_land_only_on_the_node_with_the_resource(cluster):
     local, device, other = cluster
     ray_module = connect(local.address)
-    placed = [node for _, node in run_tasks(ray_module, _node, [()] * 6, resource="cpu")]
+    lines: list[str] = []
+    tasks = run_tasks(ray_module, _node, [()] * 6, resource="cpu", status=lines.append)
+    placed = [node for _, node in tasks]
     assert set(placed) == {device.node_id}
     anywhere = {node for _, node in run_tasks(ray_module, _node, [()] * 6)}
     assert anywhere <= {device.node_id, other.node_id}
+    # The progress line counts the tasks done per node (the nodes share one address here,
+    # so the node's ID tells them apart).
+    assert lines[0] == "cluster: 0/6 tasks"
+    assert re.fullmatch(rf"cluster: 6/6 tasks \([\d.]+#{device.node_id[:6]} 6\)", lines[-1])
+    assert len(lines) == 7
 
 
 def test_a_missing_resource_is_named_with_the_command(cluster, tmp_path):
@@ -118,6 +127,34 @@ def test_a_worker_killed_mid_profile_loses_no_row_and_resume_fills_the_gap(tmp_p
         table = load_table(out)
         assert result.complete and result.measured == 18 - len(partial)
         assert len(table) == len(set(table.keys())) == 18
+    finally:
+        ray.shutdown()
+        local.shutdown()
+
+
+def _node_after(seconds: float) -> str:
+    time.sleep(seconds)
+    return _node()
+
+
+def test_a_node_that_leaves_is_reported_and_its_tasks_run_on_another():
+    local = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    staying = local.add_node(num_cpus=1)
+    leaving = local.add_node(num_cpus=1)
+    ray.shutdown()
+    ray_module = connect(local.address)
+    try:
+        notes: list[str] = []
+        placed: dict[int, str] = {}
+        for index, node in run_tasks(ray_module, _node_after, [(1.0,)] * 6, notify=notes.append):
+            placed[index] = node
+            if len(placed) == 1:
+                local.remove_node(leaving)
+        assert sorted(placed) == list(range(6))  # every task, the lost ones rerun
+        # The leaving node ran one task, or two if both of its first results were in.
+        assert sum(node == staying.node_id for node in placed.values()) >= 4
+        assert len(notes) == 1
+        assert re.fullmatch(r"node [\d.]+ left the cluster; Ray retries its tasks .*", notes[0])
     finally:
         ray.shutdown()
         local.shutdown()

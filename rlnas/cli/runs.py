@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import numpy as np
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -130,7 +131,12 @@ def _search(
 
     calibrate_for_host(config)
     with Progress(
-        BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        transient=True,
     ) as bar:
         task = bar.add_task("", total=config.budget)
         with warnings.catch_warnings():
@@ -147,6 +153,7 @@ def _search(
                 tensorboard=tensorboard,
                 ray_address=ray_address,
                 notify=lambda line: bar.console.print(f"note: {line}", markup=False),
+                status=lambda line: bar.update(task, description=escape(line)),
             )
     frame, best = result.evaluations, result.best
     config = result.config or config

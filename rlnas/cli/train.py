@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from rlnas.accuracy.recipe import Recipe
@@ -174,6 +175,8 @@ def _verify(config: VerifyConfig, run: Path) -> None:
                 task, completed=done, total=total, description=f"trained {what}"
             ),
             notice=notice,
+            notify=lambda line: bar.console.print(f"note: {line}", markup=False),
+            status=lambda line: bar.update(task, description=escape(line)),
         )
     for _, row in frame.sort_values("measured_ms").iterrows():
         held = row["constraint_held"]

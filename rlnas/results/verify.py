@@ -141,9 +141,13 @@ def verify_run(
     config: VerifyConfig,
     progress: VerifyProgress | None = None,
     notice: Notice | None = None,
+    notify: cluster.Notify | None = None,
+    status: cluster.Status | None = None,
 ) -> pd.DataFrame:
     """Trains and times a run's best candidates and the baselines; writes `verified.parquet`
-    and the report. Returns the verified rows (one per network)."""
+    and the report. Returns the verified rows (one per network). On a Ray cluster
+    (`config.ray_address`), `notify` is told of cluster events (a node that left) and
+    `status` of the cluster's work, one line each."""
     run = RunFolder.open(run_path)
     data = config.data or run.config.data
     if data is None:
@@ -165,7 +169,10 @@ def verify_run(
     results: list[list[dict[str, float]]] = [[] for _ in archs]
     total, done = len(archs) * len(recipes), 0
     address = cluster.ray_address(config.ray_address)
-    pool = functools.partial(cluster.run_tasks, cluster.connect(address)) if address else None
+    pool = None
+    if address:
+        ray = cluster.connect(address)
+        pool = functools.partial(cluster.run_tasks, ray, notify=notify, status=status)
     for recipe in recipes:
         source = TrainedAccuracy(data, recipe, device=config.train_device, notice=notice)
         if pool is not None:

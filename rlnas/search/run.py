@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from rlnas import cluster
 from rlnas.accuracy.scorer import ProxyScorer
-from rlnas.cluster import Notify, TaskPool
+from rlnas.cluster import Notify, Status, TaskPool
 from rlnas.errors import RlnasError, RunError
 from rlnas.files import atomic_write_parquet, check_folder
 from rlnas.hardware.devices import get_precision
@@ -133,6 +133,7 @@ def run_search(
     tensorboard: Path | None = None,
     ray_address: str | None = None,
     notify: Notify | None = None,
+    status: Status | None = None,
 ) -> RunResult:
     """Runs (or resumes) a search and writes its run folder.
 
@@ -140,6 +141,8 @@ def run_search(
     `tensorboard` extra); other strategies refuse it. With `ray_address` (or
     RAY_ADDRESS) batches of proposals are scored as parallel tasks on that Ray
     cluster (`Evaluator.prefetch`); the evaluations are those of a run without it.
+    `notify` is told of cluster events (a node that left) and `status` of the cluster's
+    work, one line each.
     """
     config = config.resolved()
     if tensorboard is not None:
@@ -158,7 +161,7 @@ def run_search(
     address = cluster.ray_address(ray_address)
     if address is not None:
         ray = cluster.connect(address)
-        pool = functools.partial(cluster.run_tasks, ray, notify=notify)
+        pool = functools.partial(cluster.run_tasks, ray, notify=notify, status=status)
     evaluator, scorer, provenance = build_evaluator(config, out / run_folder.JOURNAL, pool)
     space = evaluator.params.space
     out.mkdir(parents=True, exist_ok=True)
