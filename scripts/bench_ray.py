@@ -2,25 +2,30 @@
 training with 2 local workers against 1.
 
 Usage:
-    python scripts/bench_ray.py [--archs 48] [--trainings 4] [--epochs 1] [--subset 2000]
+    python scripts/bench_ray.py [--archs 48] [--proxy naswot] [--trainings 4] [--epochs 1]
+        [--subset 2000] [--search 60]
 
 Each measurement starts a real local cluster (`ray.cluster_utils.Cluster`): a
 head with no CPUs for tasks and 1 or 2 worker nodes of 1 CPU each (worker
-processes use 1 torch thread). Proxy scoring: synflow on `--archs` seeded
+processes use 1 torch thread). Proxy scoring: `--proxy` on `--archs` seeded
 random architectures of the default space at 32 px, as `Evaluator.prefetch`
 sends them (8 tasks), against the same in this process with 1 thread.
 Short training: `--trainings` NAS-Bench-Macro networks, `--epochs` of the
 recipe on `--subset` CIFAR-10 images, one task each, against the same one after
 another in this process with 1 thread. Overhead: 200 empty tasks, one at a time
-and all at once. Wall times exclude the cluster's start; the workers' first
-imports (torch, the data), which a long search pays once, are in a first batch
-of other architectures, timed apart.
+and all at once. A PPO search (`--search` architectures, `--ppo-parallel-episodes
+5`, the proxy on CIFAR-10 images, a cold score cache) with `--ray-address`
+against the same search in this process: the evaluations must be the same.
+Wall times exclude the cluster's start; the workers' first imports (torch, the
+data), which a long search pays once, are in a first batch of other
+architectures, timed apart (the search pays them).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -35,7 +40,10 @@ from rlnas.accuracy.scorer import ProxyConfig, ProxyScorer
 from rlnas.accuracy.training import Trainer
 from rlnas.cluster import connect, run_tasks
 from rlnas.model.arch import Architecture
+from rlnas.search.config import SearchConfig
+from rlnas.search.run import run_search
 from rlnas.search.sources import PREFETCH_CHUNKS, _raw_values
+from rlnas.search.strategies import PPOSettings
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10" / "cifar10_subset.npz"
 
@@ -59,6 +67,15 @@ def _cluster(workers: int) -> Cluster:
     return local
 
 
+def _search(config: SearchConfig, address: str | None) -> tuple[float, object]:
+    """Seconds of a search from a cold score cache, and its evaluations."""
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["RLNAS_HOME"] = home
+        started = time.perf_counter()
+        result = run_search(config, Path(home) / "run", ray_address=address)
+        return time.perf_counter() - started, result.evaluations
+
+
 def _stop(local: Cluster) -> None:
     ray.shutdown()
     local.shutdown()
@@ -70,10 +87,12 @@ def main() -> None:
     parser.add_argument("--trainings", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--subset", type=int, default=2000)
+    parser.add_argument("--proxy", default="naswot")
+    parser.add_argument("--search", type=int, default=60, help="budget of the PPO search")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     archs = [Architecture.sample(rng) for _ in range(args.archs)]
-    config = ProxyConfig(proxy="synflow", data=DATA)
+    config = ProxyConfig(proxy=args.proxy, data=DATA)
     texts = [str(a) for a in archs]
     chunks = [texts[i::PREFETCH_CHUNKS] for i in range(PREFETCH_CHUNKS)]
     # A first batch of other architectures: the workers import torch and read the data.
@@ -95,7 +114,20 @@ def main() -> None:
         for i, arch in enumerate(picks):
             _train(arch, recipe, f"{folder}/serial{i}")
         serial_train = max(time.perf_counter() - started, 1e-9)
-    print(f"in this process, 1 thread: proxies {serial_proxy:.1f} s, training {serial_train:.1f} s")
+    search = SearchConfig(
+        latency_ms=6,
+        strategy="ppo",
+        proxy=args.proxy,
+        data=DATA,
+        budget=args.search,
+        calibrate=False,
+        ppo=PPOSettings(parallel_episodes=5),
+    )
+    serial_search, serial_frame = _search(search, None)
+    print(
+        f"in this process, 1 thread: proxies {serial_proxy:.1f} s, training {serial_train:.1f} s, "
+        f"PPO search {serial_search:.1f} s"
+    )
 
     for workers in (1, 2):
         local = _cluster(workers)
@@ -119,14 +151,17 @@ def main() -> None:
                 jobs = [(a, recipe, f"{folder}/t{i}") for i, a in enumerate(picks)]
                 list(run_tasks(handle, _train, jobs))
                 train = max(time.perf_counter() - started, 1e-9)
+            on_cluster, frame = _search(search, local.address)
+            if not frame.equals(serial_frame):
+                raise SystemExit("the search on the cluster evaluated otherwise than in process")
         finally:
             _stop(local)
         print(
             f"{workers} worker(s): task overhead {one_by_one * 1000:.1f} ms one at a time, "
             f"{batched * 1000:.2f} ms in a batch of 200; first batch of {len(others)} "
             f"{cold:.1f} s; proxies {proxy:.1f} s ({serial_proxy / proxy:.2f}x this process); "
-            f"training {train:.1f} s "
-            f"({serial_train / train:.2f}x)",
+            f"training {train:.1f} s ({serial_train / train:.2f}x); PPO search {on_cluster:.1f} s "
+            f"({serial_search / on_cluster:.2f}x, the same evaluations)",
             flush=True,
         )
 

@@ -174,6 +174,7 @@ def test_a_search_on_the_cluster_evaluates_as_one_without_it(
         budget=40,
         seed=3,
         calibrate=False,
+        proxy="synflow",  # the fastest proxy here that builds each network
         ppo=PPOSettings(parallel_episodes=5),
     )
     serial = run_search(config, tmp_path / "serial").evaluations
