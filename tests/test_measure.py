@@ -17,7 +17,7 @@ from rlnas.cli import app
 from rlnas.errors import CalibrationError, RlnasError
 from rlnas.hardware.calibration import Calibration, fit_calibration
 from rlnas.hardware.catalog import locate_table
-from rlnas.hardware.endtoend import NetworkTimer, calibrate_table
+from rlnas.hardware.endtoend import NetworkTimer, calibrate_table, kind_parts
 from rlnas.hardware.profile import ProfileConfig, profile
 from rlnas.hardware.table import load_table, save_calibration, save_table
 from rlnas.hardware.timing import TimingConfig
@@ -93,6 +93,45 @@ def test_calibration_is_stored_and_applied_by_both_predictors(tmp_path):
     cost = calibrated.cost_model(arch.space)
     assert cost.total(arch.choices) == pytest.approx(calibrated.predict_ms(arch))
     assert len(calibrated) == len(plain)
+
+
+def test_a_calibration_per_layer_kind_is_found_kept_and_applied_by_both_predictors(tmp_path):
+    """Networks whose SE blocks run 1.5x their table figures and everything else 1.1x (as on
+    a host with other relative speeds): the fit finds the kinds' scales, keeps them over the
+    common scale, and both predictors apply them layer by layer."""
+    shipped = cpu_table()
+    path = tmp_path / "t.parquet"
+    save_table(dataclasses.replace(shipped.meta, calibration=""), shipped.frame, path)
+    table = load_table(path)
+    rng = np.random.default_rng(0)
+    archs = [Architecture.sample(rng) for _ in range(30)]
+    parts = [kind_parts(table, a) for a in archs]
+    truth = {"ir_se": 1.5}
+    measured = [
+        sum(truth.get(k, 1.1) * v for k, v in p.items()) + 1.1 * table.meta.overhead_ms + 0.3
+        for p in parts
+    ]
+    raw = [table.raw_predict_ms(a) for a in archs]
+    fitted = fit_calibration(raw, measured, parts=parts, overhead_ms=table.meta.overhead_ms)
+    assert fitted.kind_scales["ir_se"] == pytest.approx(1.5, abs=0.03)
+    assert fitted.kind_scales["ir"] == pytest.approx(1.1, abs=0.03)
+    assert fitted.mape_loo_pct < 0.5 < fitted.mape_raw_pct
+    assert "ir_se 1.50" in fitted.describe()
+    assert Calibration.from_json(fitted.to_json()) == fitted
+    with pytest.raises(CalibrationError, match="per layer"):
+        fitted.apply(5.0)
+
+    save_calibration(path, fitted)
+    calibrated = load_table(path)
+    other = Architecture.sample(rng)
+    expected = sum(truth.get(k, 1.1) * v for k, v in kind_parts(table, other).items())
+    predicted = calibrated.predict_ms(other)
+    assert predicted == pytest.approx(expected + 1.1 * table.meta.overhead_ms + 0.3, rel=0.01)
+    assert calibrated.cost_model(other.space).total(other.choices) == pytest.approx(predicted)
+
+    # Where one scale explains the timings, the common scale is kept.
+    alike = [1.2 * r + 0.4 for r in raw]
+    assert not fit_calibration(raw, alike, parts=parts, overhead_ms=0.01).kind_scales
 
 
 def test_table_without_calibration_metadata_still_loads(tmp_path):

@@ -22,7 +22,7 @@ import pandas as pd
 
 from rlnas.errors import ForeignTableWarning, TableError
 from rlnas.hardware.backends import Workload, check_precision, get_backend
-from rlnas.hardware.calibration import Calibration, fit_calibration
+from rlnas.hardware.calibration import Calibration, fit_calibration, layer_kind
 from rlnas.hardware.catalog import shipped_tables_dir
 from rlnas.hardware.devices import (
     Device,
@@ -42,6 +42,7 @@ from rlnas.hardware.host import (
 from rlnas.hardware.table import LatencyTable, TableMeta, load_table, save_calibration
 from rlnas.hardware.timing import Timing, TimingConfig, measure
 from rlnas.model.arch import Architecture
+from rlnas.model.layers import arch_layers
 from rlnas.model.network import build_network
 from rlnas.model.space import get_space
 
@@ -178,10 +179,11 @@ def calibrate_table(
             f"{timer.host} has {timer.backend_version}; profile a table there"
         )
     rng = np.random.default_rng(seed)
-    rows = []
+    rows, parts = [], []
     for done in range(1, archs + 1):
         arch = Architecture.sample(rng, space)
         raw = table.raw_predict_ms(arch)
+        parts.append(kind_parts(table, arch))
         timing_ = timer.time(arch, meta.resolution, meta.batch, passes)
         rows.append(
             {
@@ -199,6 +201,8 @@ def calibrate_table(
         frame["measured_ms"].to_numpy(),
         timer.backend_version,
         timer.host,
+        parts,
+        meta.overhead_ms,
     )
     same_print = bool(meta.host_fingerprint) and json.loads(meta.host_fingerprint) == json.loads(
         timer.fingerprint or "null"
@@ -280,3 +284,13 @@ def table_for_host(
         return HostTable(table, f"the table's own, measured on another host: {own}")
     where = calibration_path(meta)
     return HostTable(with_calibration(table, stored), f"this host's ({where}): {stored.describe()}")
+
+
+def kind_parts(table: LatencyTable, arch: Architecture) -> dict[str, float]:
+    """The layers' latencies in `table` without their call overhead, summed per
+    `layer_kind` (what a calibration per kind scales)."""
+    parts: dict[str, float] = {}
+    keys = arch_layers(arch, table.meta.resolution)
+    for key, row in zip(keys, table.rows(keys), strict=True):
+        parts[layer_kind(key)] = parts.get(layer_kind(key), 0.0) + float(table.net_latency[row])
+    return parts

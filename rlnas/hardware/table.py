@@ -9,8 +9,8 @@ names exactly what is wrong. No pickle anywhere.
 Raw predicted network latency = per-call overhead once + the sum over the
 network's layers of (layer latency - that layer's own per-call overhead): each
 layer was timed in its own call, so a plain sum would count the overhead of a
-call once per layer. A table calibrated against end-to-end measurements
-(`rlnas.hardware.calibration`) maps the raw prediction through its calibration.
+call once per layer. A calibrated table (`rlnas.hardware.calibration`) scales
+each layer (by its kind, or all alike) and adds a constant.
 """
 
 from __future__ import annotations
@@ -227,8 +227,13 @@ class LatencyTable:
 
     def predict_ms(self, arch: Architecture) -> float:
         """Predicted end-to-end latency at the table's resolution (calibrated if it can be)."""
-        raw = self.raw_predict_ms(arch)
-        return raw if self.calibration is None else self.calibration.apply(raw)
+        raw, calibration = self.raw_predict_ms(arch), self.calibration
+        if calibration is None or not calibration.kind_scales:
+            return raw if calibration is None else calibration.apply(raw)
+        keys = arch_layers(arch, self.meta.resolution)
+        rows = zip(keys, self.rows(keys), strict=True)
+        net = sum(calibration.scale_of(k) * self.net_latency[r] for k, r in rows)
+        return float(calibration.scale * self.meta.overhead_ms + calibration.offset_ms + net)
 
     def cost_model(self, space: Space) -> AdditiveCost:
         """Fast per-decision latency of the space's architectures (see `rlnas.model.costs`).
@@ -241,11 +246,12 @@ class LatencyTable:
         missing = self.missing(enumerate_layers(space, self.meta.resolution))
         if missing:
             raise self.missing_error(missing)
-        scale, offset = (1.0, 0.0)
-        if self.calibration is not None:
-            scale, offset = self.calibration.scale, self.calibration.offset_ms
-        net = {key: scale * float(self.net_latency[row]) for key, row in self.index.items()}
-        fixed = scale * self.meta.overhead_ms + offset
+        calibration = self.calibration or Calibration(1.0, 0.0, 0, 0.0, 0.0)
+        net = {
+            key: calibration.scale_of(key) * float(self.net_latency[row])
+            for key, row in self.index.items()
+        }
+        fixed = calibration.scale * self.meta.overhead_ms + calibration.offset_ms
         return AdditiveCost(space, self.meta.resolution, net.__getitem__, fixed)
 
     def check_space(self, space: Space, resolution: int | None = None) -> None:
@@ -299,18 +305,10 @@ def rows_frame(records: list[dict[str, object]]) -> pd.DataFrame:
 def figure_rows(latency: dict[LayerKey, float]) -> pd.DataFrame:
     """Rows of a table that holds one figure per layer (estimated or fitted): no spread, no
     timed runs, no call overhead."""
+    fixed = {"std_ms": 0.0, "runs": 0, "overhead_ms": 0.0, "unstable": False}
+    figures = ("latency_ms", "p10_ms", "p90_ms", "mean_ms")
     return rows_frame(
-        [
-            {
-                **key.as_dict(),
-                **dict.fromkeys(("latency_ms", "p10_ms", "p90_ms", "mean_ms"), ms),
-                "std_ms": 0.0,
-                "runs": 0,
-                "overhead_ms": 0.0,
-                "unstable": False,
-            }
-            for key, ms in latency.items()
-        ]
+        [{**key.as_dict(), **dict.fromkeys(figures, ms), **fixed} for key, ms in latency.items()]
     )
 
 
