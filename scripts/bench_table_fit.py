@@ -39,8 +39,9 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 
 from rlnas.hardware.calibration import fit_calibration
 from rlnas.hardware.devices import cpu_name
-from rlnas.hardware.endtoend import NetworkTimer
+from rlnas.hardware.endtoend import NetworkTimer, kind_parts
 from rlnas.hardware.fit import fit_latencies, macs_prior
+from rlnas.hardware.host import with_calibration
 from rlnas.hardware.table import load_table
 from rlnas.model.arch import Architecture
 from rlnas.model.fbnet import from_arch_str
@@ -103,7 +104,9 @@ def here(networks: int, seed: int) -> None:
     table = load_table(TABLE)
     raw = np.array([table.raw_predict_ms(a) for a in test])
     pool_raw = np.array([table.raw_predict_ms(a) for a in archs[:30]])
-    calibration = fit_calibration(pool_raw, y[:30])
+    parts = [kind_parts(table, a) for a in archs[:30]]
+    calibration = fit_calibration(pool_raw, y[:30], parts=parts, overhead_ms=table.meta.overhead_ms)
+    calibrated = with_calibration(table, calibration)
     result: dict[str, object] = {
         "command": "python scripts/bench_table_fit.py --here",
         "date": time.strftime("%Y-%m-%d"),
@@ -111,8 +114,9 @@ def here(networks: int, seed: int) -> None:
         "networks": len(archs),
         "measured_ms_range": [float(y.min()), float(y.max())],
         "profiled_raw": agreement(raw, measured),
+        "calibration": calibration.describe(),
         "profiled_calibrated_30": agreement(
-            np.array([calibration.apply(r) for r in raw]), measured
+            np.array([calibrated.predict_ms(a) for a in test]), measured
         ),
         "floor_pass1_vs_pass2": agreement(
             frame["pass1_ms"].to_numpy()[half:], frame["pass2_ms"].to_numpy()[half:]

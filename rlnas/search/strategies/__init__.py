@@ -58,13 +58,23 @@ class EvolutionSettings:
     Attributes:
         population_size: Members kept (the initial ones are random).
         sample_size: Tournament size.
+        parallel_children: Children bred at once, each by its own tournament in the
+            population as it stands, and scored as one batch (in parallel on a Ray
+            cluster); 1 is Real et al.'s sequential evolution. The same value gives the
+            same evaluations with or without a cluster.
     """
 
     population_size: int = 20
     sample_size: int = 5
+    parallel_children: int = 1
 
     def __post_init__(self) -> None:
         check_tournament(self.sample_size, self.population_size, "evolution")
+        if not 1 <= self.parallel_children <= self.population_size:
+            raise RlnasError(
+                f"evolution parallel_children must be in 1..population_size, got "
+                f"{self.parallel_children}: change --evolution-parallel-children"
+            )
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,11 @@
 A population of the most recent `population_size` evaluated architectures;
 each cycle samples `sample_size` of them, mutates the one with the best reward
 (one decision changed to another choice, uniformly), evaluates the child,
-adds it, and removes the oldest member. The first members are random, or, from a
-start (a baseline-relative search's a0), that start and its near neighbours.
+adds it, and removes the oldest member. With `parallel_children` k, a cycle
+breeds k children from the population as it stands (as Real et al.'s workers
+do, asynchronously), evaluates them as one batch and adds them in order. The
+first members are random, or, from a start (a baseline-relative search's a0),
+that start and its near neighbours.
 """
 
 from __future__ import annotations
@@ -42,24 +45,31 @@ class RegularizedEvolution(Strategy):
         settings = settings or EvolutionSettings()
         self.population_size = settings.population_size
         self.sample_size = settings.sample_size
+        self.parallel_children = settings.parallel_children
 
     def run(self, progress: Progress | None = None) -> None:
         rng = np.random.default_rng(self.seed)
         population: deque[tuple[Architecture, Evaluation]] = deque()
-        # The first population is one batch (scored in parallel on a cluster); each later
-        # child depends on the evaluations before it.
-        first = [self.initial(rng, n) for n in range(self.population_size)]
-        self.evaluator.prefetch(first)
-        for _ in range(self.max_proposals):
-            if self.done:
-                return
-            if len(population) < self.population_size:
-                child = first[len(population)]
-            else:
-                picks = rng.choice(len(population), self.sample_size, replace=False)
-                parent = max((population[i] for i in picks), key=lambda m: m[1].reward)[0]
-                child = mutate(parent, rng)
-            population.append((child, self.evaluator.evaluate(child)))
-            if len(population) > self.population_size:
-                population.popleft()
-            self._report(progress)
+        # The first population is one batch (scored in parallel on a cluster), and so are
+        # the `parallel_children` children bred from the population as it stands.
+        batch = [self.initial(rng, n) for n in range(self.population_size)]
+        proposals = 0
+        while proposals < self.max_proposals:
+            self.evaluator.prefetch(batch)
+            for child in batch[: self.max_proposals - proposals]:
+                if self.done:
+                    return
+                population.append((child, self.evaluator.evaluate(child)))
+                if len(population) > self.population_size:
+                    population.popleft()
+                proposals += 1
+                self._report(progress)
+            batch = [self._child(population, rng) for _ in range(self.parallel_children)]
+
+    def _child(
+        self, population: deque[tuple[Architecture, Evaluation]], rng: np.random.Generator
+    ) -> Architecture:
+        """The best of a tournament in the population, mutated."""
+        picks = rng.choice(len(population), self.sample_size, replace=False)
+        parent = max((population[i] for i in picks), key=lambda m: m[1].reward)[0]
+        return mutate(parent, rng)

@@ -141,11 +141,10 @@ class _BatchedEnvs(DummyVecEnv):
         self.evaluator = evaluator
 
     def step_wait(self) -> VecEnvStepReturn:
-        if len(self.inner) > 1:
-            proposals = [
-                env.proposal(action) for env, action in zip(self.inner, self.actions, strict=True)
-            ]
-            self.evaluator.prefetch([p for p in proposals if p is not None])
+        proposals = [
+            env.proposal(action) for env, action in zip(self.inner, self.actions, strict=True)
+        ]
+        self.evaluator.prefetch([p for p in proposals if p is not None])
         return super().step_wait()
 
 
