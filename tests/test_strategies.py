@@ -12,7 +12,13 @@ from rlnas.errors import BudgetExhausted, RlnasError
 from rlnas.model.arch import Architecture
 from rlnas.model.space import get_space
 from rlnas.search.run import build_evaluator, pareto_front, run_search
-from rlnas.search.strategies import PPO_ENVS, STRATEGIES, PPOSettings, get_strategy
+from rlnas.search.strategies import (
+    PPO_ENVS,
+    STRATEGIES,
+    EvolutionSettings,
+    PPOSettings,
+    get_strategy,
+)
 
 
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
@@ -216,3 +222,17 @@ def test_parallel_episodes_hand_their_proposals_over_as_one_batch(env, shared_da
     assert sum(sizes) / len(sizes) >= 2  # the editor's repairs put its episodes out of step
     proposed = {a for b in batches for a in b}
     assert {e.arch for e in evaluator.history} <= proposed
+
+
+def test_evolution_breeds_parallel_children_as_one_batch(shared_data):
+    settings = EvolutionSettings(parallel_children=4)
+    config = nb201_config(shared_data, "evolution", budget=60)
+    evaluator, _, _ = build_evaluator(config, None)
+    batches: list[tuple[int, bool]] = []
+    evaluator.prefetch = lambda archs: batches.append((len(archs), evaluator.exhausted))
+    get_strategy("evolution")(evaluator, get_space("nb201"), 0, settings=settings).run()
+    assert len(evaluator.history) == 60
+    assert batches[0] == (EvolutionSettings().population_size, False)
+    assert set(batches[1:]) == {(4, False)}  # none bred once the budget is spent
+    with pytest.raises(RlnasError, match="--evolution-parallel-children"):
+        EvolutionSettings(parallel_children=0)

@@ -109,7 +109,10 @@ class Evaluator:
         prefetch = getattr(self.accuracy, "prefetch", None)
         if self.pool is None or prefetch is None:
             return
-        new = [a for a in archs if str(a) not in self.cache and str(a) not in self._known]
+        known = self.cache.keys() | self._known.keys()
+        unseen = {str(a): a for a in archs if str(a) not in known}
+        # Only as many as the budget can still evaluate.
+        new = list(unseen.values())[: max(self.budget - len(self.history), 0)]
         if new:
             prefetch(new, self.pool)
 

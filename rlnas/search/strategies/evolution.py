@@ -54,7 +54,7 @@ class RegularizedEvolution(Strategy):
         # the `parallel_children` children bred from the population as it stands.
         batch = [self.initial(rng, n) for n in range(self.population_size)]
         proposals = 0
-        while proposals < self.max_proposals:
+        while proposals < self.max_proposals and not self.done:
             self.evaluator.prefetch(batch)
             for child in batch[: self.max_proposals - proposals]:
                 if self.done:
