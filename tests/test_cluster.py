@@ -236,11 +236,11 @@ def test_trainings_on_the_cluster_give_the_weights_of_trainings_here(
     local, _, _ = cluster
     data = shared_data / "cifar10" / "cifar10_subset.npz"
     recipe = Recipe(epochs=1, subset=256, batch_size=64)
-    archs = [Architecture.from_index(i, "nbmacro") for i in (5, 4000)]
+    archs = [Architecture.from_index(4000, "nbmacro")]
     here = TrainedAccuracy(data, recipe, folder=tmp_path / "here", device="cpu")
     there = TrainedAccuracy(data, recipe, folder=tmp_path / "there", device="cpu")
     there.prefetch(archs, functools.partial(run_tasks, connect(local.address)))
-    assert there.trained == 2
+    assert there.trained == 1
     for arch in archs:
         assert there.result(arch)["val_top1"] == here.result(arch)["val_top1"]
         ours, theirs = (
@@ -248,9 +248,9 @@ def test_trainings_on_the_cluster_give_the_weights_of_trainings_here(
         )
         assert ours.keys() == theirs.keys()
         assert all(torch.equal(ours[k], theirs[k]) for k in ours)
-    assert there.trained == 2 and here.trained == 2  # the fetched folders answered
+    assert there.trained == 1 and here.trained == 1  # the fetched folder answered
     there.prefetch(archs, functools.partial(run_tasks, connect(local.address)))
-    assert there.trained == 2  # nothing left to train
+    assert there.trained == 1  # nothing left to train
 
     # `rlnas train --ray-address`: the finished folder comes back, checkpoint included.
     out = tmp_path / "cli"
