@@ -74,6 +74,12 @@ def test_training_folder_and_onnx_match_torch(tiny, tmp_path):
         torch_out = module(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(onnx_out, torch_out, rtol=1e-4, atol=1e-4)
 
+    # A finished folder is only read: nothing is evaluated or exported again.
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    again = Trainer(tiny_arch(space), data, recipe(2), out).train()
+    assert [h.val_top1 for h in again] == [h.val_top1 for h in history]
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
 
 def test_same_seed_same_weights_and_settings_checked(tiny, tmp_path):
     space, data = tiny

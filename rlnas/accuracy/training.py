@@ -210,7 +210,8 @@ class Trainer:
         progress: EpochProgress | None = None,
         on_epoch: Callable[[EpochResult], None] | None = None,
     ) -> list[EpochResult]:
-        """Trains the remaining epochs, checkpointing after each; writes weights and ONNX."""
+        """Trains the remaining epochs, checkpointing after each; writes weights and ONNX (a
+        finished folder, its result written last, is only read)."""
         start = self.open_folder()
         for epoch in range(start, self.recipe.epochs):
             result = self._epoch(epoch, progress)
@@ -218,7 +219,9 @@ class Trainer:
             self._save_checkpoint(epoch + 1)
             if on_epoch is not None:
                 on_epoch(result)
-        self._finish()
+        finished = all((self.out / name).exists() for name in (WEIGHTS, ONNX, RESULT))
+        if start < self.recipe.epochs or not finished:
+            self._finish()
         return self.history
 
     def _inputs(self, x: torch.Tensor) -> torch.Tensor:
