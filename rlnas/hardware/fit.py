@@ -12,13 +12,11 @@ The layers outnumber the networks, so the fit is pulled toward a prior:
 1. The prior gives each layer a cost p (its MACs, or its latency in another
    table of the same space and resolution, for instance another device's or a
    roofline estimate), n operators (its torch modules, the residual sum
-   included: the kernels an eager runtime launches), m elements written by
-   them (memory traffic), and its convolutions' MACs by kind (dense,
-   depthwise, grouped: a device runs each at its own efficiency). A
-   non-negative least-squares fit of the networks' latencies on the sums of
-   these over their layers (and 1) gives t0 = a*p + b*n + c*m + d1*dense +
-   d2*depthwise + d3*grouped per layer and the fixed cost: the prior, in this
-   device's milliseconds.
+   included: the kernels an eager runtime launches) and m elements written by
+   them (memory traffic). A non-negative least-squares fit of the networks'
+   latencies on (1, sum of p, sum of n, sum of m) gives t0 = a*p + b*n + c*m
+   per layer and the fixed cost: the prior, in this device's milliseconds,
+   with a cost per launched operator and per element besides the work.
 2. Ridge toward t0: minimise, with every t and the fixed cost at least 0,
    sum over networks of ((prediction - latency) / latency)^2
    + lambda * sum over layers of ((t - t0) / typical network latency)^2.
@@ -31,7 +29,6 @@ The layers outnumber the networks, so the fit is pulled toward a prior:
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,8 +80,7 @@ class FitResult:
 
     def describe(self) -> str:
         return (
-            f"ridge toward the {self.prior} prior (a*p + b*operators + c*elements + MACs by "
-            "convolution kind, per layer), "
+            f"ridge toward the {self.prior} prior (a*p + b*operators + c*elements per layer), "
             f"fitted on "
             f"{self.networks} whole-network timings, lambda {self.lam:g} by {FOLDS}-fold "
             f"cross-validation: MAPE {self.cv_mape:.1f}%, {100 * self.cv_within10:.0f}% "
@@ -97,39 +93,23 @@ def macs_prior(space: Space, resolution: int) -> dict[LayerKey, float]:
     return {k: float(layer_macs(k)) for k in enumerate_layers(space, resolution)}
 
 
+@functools.cache
 def operators(key: LayerKey) -> tuple[int, int]:
     """(operators, elements) of one layer: its torch modules other than identities plus its
-    residual sum if it has one, and the elements those operators write."""
-    work = layer_work(key)
-    return int(work[0]), int(work[1])
-
-
-@functools.cache
-def layer_work(key: LayerKey) -> tuple[float, float, float, float, float]:
-    """(operators, elements written, dense, depthwise and grouped convolution MACs) of one
-    layer (see `operators`), run on the meta device: shapes only, no memory, no weights."""
-    convs = np.zeros(3)  # dense, depthwise, grouped
-
-    def written_by(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
-        written.append(output.numel())
-        if isinstance(module, nn.Conv2d):
-            kind = 0 if module.groups == 1 else 1 if module.groups == module.in_channels else 2
-            taps = module.in_channels // module.groups * math.prod(module.kernel_size)
-            convs[kind] += output.numel() * taps
-
+    residual sum if it has one, and the elements those operators write (run on the meta
+    device: shapes only, no memory, no weights)."""
     with torch.device("meta"):
         module = get_op(key.op).build(key)
         leaves = [
             m for m in module.modules() if not list(m.children()) and not isinstance(m, nn.Identity)
         ]
         written: list[int] = []
-        hooks = [m.register_forward_hook(written_by) for m in leaves]
+        hooks = [m.register_forward_hook(lambda m, i, o: written.append(o.numel())) for m in leaves]
         output = module(*(torch.empty(shape) for shape in input_shapes(key)))
         for hook in hooks:
             hook.remove()
     residual = bool(getattr(module, "residual", False))
-    ops, elements = len(leaves) + residual, sum(written) + residual * output.numel()
-    return float(ops), float(elements), float(convs[0]), float(convs[1]), float(convs[2])
+    return len(leaves) + residual, sum(written) + residual * output.numel()
 
 
 def fit_latencies(
@@ -172,7 +152,7 @@ def fit_latencies(
                 )
             counts[row, column[key]] += 1
     p = np.array([prior[k] for k in keys], dtype=np.float64)
-    terms = np.column_stack([p, np.array([layer_work(k) for k in keys], dtype=np.float64)])
+    n, e = np.array([operators(k) for k in keys], dtype=np.float64).T
     scores = {}
     folds = np.arange(len(y)) % FOLDS
     np.random.default_rng(0).shuffle(folds)
@@ -181,14 +161,14 @@ def fit_latencies(
         predicted = np.empty_like(y)
         for fold in range(FOLDS):
             train = folds != fold
-            t, fixed = _fit(counts[train], y[train], terms, lam)
+            t, fixed = _fit(counts[train], y[train], p, n, e, lam)
             predicted[~train] = fixed + counts[~train] @ t
             if progress is not None:
                 progress(number * FOLDS + fold + 1, total)
         error = np.abs(predicted - y) / y
         scores[lam] = (float(100 * error.mean()), float((error <= 0.10).mean()))
     lam = min(LAMBDAS, key=lambda candidate: (scores[candidate][0], -candidate))
-    t, fixed = _fit(counts, y, terms, lam)
+    t, fixed = _fit(counts, y, p, n, e, lam)
     return FitResult(
         latency=dict(zip(keys, t.tolist(), strict=True)),
         fixed_ms=float(fixed),
@@ -201,19 +181,17 @@ def fit_latencies(
 
 
 def _fit(
-    counts: np.ndarray, y: np.ndarray, terms: np.ndarray, lam: float
+    counts: np.ndarray, y: np.ndarray, p: np.ndarray, n: np.ndarray, e: np.ndarray, lam: float
 ) -> tuple[np.ndarray, float]:
-    """(per-layer latencies, fixed cost) on these networks at ridge weight `lam`; `terms`
-    holds the prior's terms per layer (one row each)."""
-    # 1. The prior in this device's units: y ~ fixed + the networks' summed terms, each
-    # weighted by a coefficient >= 0.
-    basis = np.column_stack([np.ones(len(y)), counts @ terms])
+    """(per-layer latencies, fixed cost) on these networks at ridge weight `lam`."""
+    # 1. The prior in this device's units: y ~ fixed + a*sum(p) + b*sum(n) + c*sum(e), all >= 0.
+    basis = np.column_stack([np.ones(len(y)), counts @ p, counts @ n, counts @ e])
     norm = basis.max(axis=0)
     norm[norm == 0] = 1.0
     weight = 1.0 / y
     coefficients, _ = nnls(basis / norm * weight[:, None], np.ones(len(y)))
-    coefficients = coefficients / norm
-    fixed0, t0 = coefficients[0], terms @ coefficients[1:]
+    fixed0, a, b, c = coefficients / norm
+    t0 = a * p + b * n + c * e
     # 2. Ridge toward it on the layers these networks contain; the others keep t0.
     seen = counts.sum(axis=0) > 0
     scale = float(np.median(y))
