@@ -140,6 +140,13 @@ def test_the_device_is_listed_and_cannot_be_profiled():
     assert result.exit_code == 0 and "systolic" in result.output
     with pytest.raises(DeviceError, match=r"analytic.*tables estimate --device systolic"):
         measuring_host(get_device("systolic"), action="profile")
+    # The command says so in one line, before any plan or progress bar (and writes nothing).
+    result = CliRunner().invoke(app, ["profile", "--device", "systolic", "--dry-run"])
+    assert result.exit_code != 0
+    assert result.output.splitlines() == [
+        "error: device 'systolic' is an analytic model with nothing to profile; write its "
+        "table with `rlnas tables estimate --device systolic --array 128x128`"
+    ]
 
 
 def test_tables_estimate_writes_a_systolic_table(tmp_path):

@@ -28,7 +28,13 @@ from rlnas.errors import RlnasError, TableError
 from rlnas.files import check_output
 from rlnas.hardware.backends import Backend, Workload, check_precision, get_backend
 from rlnas.hardware.catalog import user_tables_dir
-from rlnas.hardware.devices import Device, get_device, measuring_host, resolve_precision
+from rlnas.hardware.devices import (
+    ANALYTIC,
+    Device,
+    get_device,
+    measuring_host,
+    resolve_precision,
+)
 from rlnas.hardware.host import fingerprint
 from rlnas.hardware.table import (
     TableMeta,
@@ -145,6 +151,8 @@ class _Identity(nn.Module):
 
 def _resolve(config: ProfileConfig) -> tuple[Device, str]:
     device = get_device(config.device)
+    if device.backend == ANALYTIC:
+        measuring_host(device, action="profile")  # says how to write its table instead
     return device, resolve_precision(device, config.precision)
 
 
