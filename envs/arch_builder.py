@@ -117,7 +117,7 @@ class ArchBuilderEnv(gym.Env[np.ndarray, np.int64]):
         if len(self._choices) < self.space.num_decisions:
             return obs.copy(), 0.0, False, False, {}
         arch = Architecture(self.space, tuple(self._choices))
-        if self.evaluator.exhausted and str(arch) not in self.evaluator.cache:
+        if not self.evaluator.affordable(arch):
             # Another environment stepped at the same time spent the last of the budget.
             return obs.copy(), 0.0, True, False, {"evaluation": None}
         result = self.evaluator.evaluate(arch)

@@ -167,7 +167,7 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
                     self.evaluator.nothing_new()
                     self._state = None
                     return self._observation(), -1.0 - violation, True, False, {"evaluation": None}
-        if self.evaluator.exhausted and str(child) not in self.evaluator.cache:
+        if not self.evaluator.affordable(child):
             # Another environment stepped at the same time spent the last of the budget.
             self._state = None
             return self._observation(), 0.0, True, False, {"evaluation": None}

@@ -18,7 +18,7 @@ and all at once. A PPO search (`--search` architectures, `--ppo-parallel-episode
 against the same search in this process: the evaluations must be the same.
 Wall times exclude the cluster's start; the workers' first imports (torch, the
 data), which a long search pays once, are in a first batch of other
-architectures, timed apart (the search pays them).
+architectures, timed apart (the search, last, runs on workers already warm).
 """
 
 from __future__ import annotations

@@ -77,14 +77,19 @@ def encode(
     columns.append(np.log1p([params.total(a.choices) for a in archs]))
     columns.append(np.log1p([macs.total(a.choices) for a in archs]))
     for name, values in (proxies or {}).items():
-        v = np.asarray(values, dtype=float)
-        with np.errstate(invalid="ignore"):
-            logged = np.sign(v) * np.log1p(np.abs(v))
+        logged = signed_log(values)
         finite = np.isfinite(logged)
         floor = (floors or {}).get(name, lowest_floor(logged))
         columns.append(np.where(finite, logged, floor))
         columns.append((~finite).astype(float))
     return np.stack(columns, axis=1)
+
+
+def signed_log(values: Sequence[float]) -> np.ndarray:
+    """sign(v) * log(1 + |v|), elementwise (not finite where v is not)."""
+    v = np.asarray(values, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.sign(v) * np.log1p(np.abs(v))
 
 
 def lowest_floor(logged: np.ndarray) -> float:
@@ -122,10 +127,7 @@ class Predictor:
         self.space: Space = archs[0].space
         self.archs, self.accuracy = list(archs), y
         self.proxies = {k: list(v) for k, v in (proxies or {}).items()}
-        self.floors = {
-            k: lowest_floor(np.sign(v) * np.log1p(np.abs(np.asarray(v, dtype=float))))
-            for k, v in self.proxies.items()
-        }
+        self.floors = {k: lowest_floor(signed_log(v)) for k, v in self.proxies.items()}
         x = encode(self.archs, self.proxies, self.floors)
         self.mean, self.scale = x.mean(axis=0), x.std(axis=0)
         self.scale[self.scale == 0] = 1.0

@@ -109,12 +109,16 @@ class Evaluator:
         prefetch = getattr(self.accuracy, "prefetch", None)
         if self.pool is None or prefetch is None:
             return
-        known = self.cache.keys() | self._known.keys()
-        unseen = {str(a): a for a in archs if str(a) not in known}
+        cache, known = self.cache, self._known
+        unseen = {str(a): a for a in archs if str(a) not in cache and str(a) not in known}
         # Only as many as the budget can still evaluate.
         new = list(unseen.values())[: max(self.budget - len(self.history), 0)]
         if new:
             prefetch(new, self.pool)
+
+    def affordable(self, arch: Architecture) -> bool:
+        """Whether `evaluate(arch)` is within the budget (a cached architecture always is)."""
+        return not self.exhausted or str(arch) in self.cache
 
     def nothing_new(self) -> None:
         """Counts a proposal that was dropped before evaluation (it brought nothing new)."""
