@@ -25,8 +25,8 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def session_calibrations(tmp_path_factory) -> Path:
-    """One folder of host calibrations for the whole session: a shipped table measured on
-    another host is calibrated here once (about 30 s), not once per test."""
+    """One folder of host adaptations for the whole session: a shipped table measured on
+    another host is adapted here once (at most 60 s), not once per test."""
     return tmp_path_factory.mktemp("calibrations")
 
 

@@ -26,6 +26,7 @@ from rlnas.cluster import connect, run_tasks
 from rlnas.errors import RlnasError
 from rlnas.hardware.endtoend import calibrate_table
 from rlnas.hardware.fleet import FleetNetworkTimer
+from rlnas.hardware.host import host_fit_path
 from rlnas.hardware.profile import ProfileConfig, profile
 from rlnas.hardware.table import load_table
 from rlnas.hardware.timing import TimingConfig
@@ -215,7 +216,7 @@ def test_measure_and_calibrate_time_on_the_device_node(cluster, tmp_path, monkey
     assert list(rows["rank"]) == [1, 2] and (rows["measured_ms"] > 0).all()
     assert rows["host"].nunique() == 1 and rows["backend"].iloc[0] == "onnxruntime"
 
-    # A table profiled on the fleet is calibrated there, into the table itself.
+    # A table profiled on the fleet is adapted there (this host), into this host's folder.
     out = tmp_path / "fleet.parquet"
     profile(
         ProfileConfig(
@@ -223,8 +224,10 @@ def test_measure_and_calibrate_time_on_the_device_node(cluster, tmp_path, monkey
         )
     )
     timer = FleetNetworkTimer("cpu", "fp32", 1, FAST, local.address)
-    result = calibrate_table(out, archs=3, passes=1, timer=timer)
-    assert result.stored_at == out and load_table(out).calibration == result.calibration
+    before = out.read_bytes()
+    result, stored = calibrate_table(out, 1, passes=1, timer=timer, min_archs=5, max_archs=5)
+    assert stored == host_fit_path(load_table(out).meta) and out.read_bytes() == before
+    assert result.fit.networks == 5 and load_table(stored).meta.source == "fitted"
 
     with pytest.raises(RlnasError, match="offers resource 'intel-cpu'"):
         measure_run(run, dataclasses.replace(measure, device="intel-cpu"))

@@ -12,11 +12,20 @@ from typer.testing import CliRunner
 
 from rlnas.cli import app
 from rlnas.errors import ArchitectureError, RlnasError, TableError
-from rlnas.hardware.catalog import shipped_tables_dir
-from rlnas.hardware.fit import fit_latencies, macs_prior, operators, prior_costs, read_timings
+from rlnas.hardware.catalog import locate_table, shipped_tables_dir
+from rlnas.hardware.fit import (
+    PriorTable,
+    cache_sizes,
+    feature_models,
+    fit_latencies,
+    operators,
+    prior_tables,
+    read_timings,
+)
 from rlnas.hardware.table import load_table
 from rlnas.model.arch import Architecture
 from rlnas.model.fbnet import from_arch_str
+from rlnas.model.layers import arch_layers, enumerate_layers
 from rlnas.model.ops import LayerKey
 from rlnas.model.space import get_space
 
@@ -29,14 +38,16 @@ def fbnet(shared_data) -> pd.DataFrame:
     return pd.read_parquet(shared_data / "fbnet" / "fbnet_latency.parquet")
 
 
-def test_operators_count_modules_and_the_residual_sum():
-    # expansion conv+BN+ReLU, shuffle, depthwise conv+BN+ReLU, projection conv+BN, residual
+def test_operators_count_primitive_operations_and_what_they_write():
+    # grouped expansion (BN and ReLU fused), shuffle, depthwise, grouped projection, residual
     ops, written = operators(LayerKey("irf_g2", 24, 24, 8, 8, 3, 1, 1, act="relu"))
-    assert ops == 3 + 1 + 3 + 2 + 1
-    assert written == 10 * 24 * 64
-    # a stride-2 block has no residual sum; a projection without activation has no ReLU
-    assert operators(LayerKey("irf", 24, 32, 8, 8, 3, 2, 6, act="relu"))[0] == 8
-    assert operators(LayerKey("conv", 32, 64, 8, 8, 1, 2, act="none"))[0] == 2
+    assert ops == 5
+    assert written == 5 * 24 * 64
+    # a stride-2 block has no residual sum; SiLU is a kernel of its own
+    assert operators(LayerKey("irf", 24, 32, 8, 8, 3, 2, 6, act="relu"))[0] == 3
+    assert operators(LayerKey("irf", 24, 32, 8, 8, 3, 2, 6, act="silu"))[0] == 5
+    # ops without primitives (NAS-Bench-201's) are counted on their torch module
+    assert operators(LayerKey("relu_conv_bn", 16, 16, 8, 8, 3, 1))[0] == 3
 
 
 def test_a_sum_of_layers_is_recovered():
@@ -46,9 +57,10 @@ def test_a_sum_of_layers_is_recovered():
     rng = np.random.default_rng(0)
     archs = [Architecture.from_index(int(i), space) for i in rng.choice(space.size, 160, False)]
     truth = np.array([table.raw_predict_ms(a) for a in archs])
-    result = fit_latencies(archs[:100], truth[:100], 32, macs_prior(space, 32))
+    result = fit_latencies(archs[:100], truth[:100], 32)
     predicted = np.array([result.predict_ms(a, 32) for a in archs[100:]])
     assert np.abs(predicted / truth[100:] - 1).max() < 0.01
+    assert result.priors == () and result.model in ("work", "all")
     assert result.cv_within10 == 1.0
     assert all(v >= 0 for v in result.latency.values()) and result.fixed_ms >= 0
 
@@ -57,7 +69,7 @@ def test_real_device_timings_from_100_networks(fbnet):
     """HELP's Xeon Silver 4114 timings of FBNet networks: fitted on 100, held out on 1,000."""
     archs = [from_arch_str(s) for s in fbnet["arch_str"][:1100]]
     y = fbnet["silver_4114_ms"].to_numpy()[:1100]
-    result = fit_latencies(archs[:100], y[:100], 32, macs_prior(get_space("fbnet"), 32))
+    result = fit_latencies(archs[:100], y[:100], 32)
     predicted = np.array([result.predict_ms(a, 32) for a in archs[100:]])
     within = np.mean(np.abs(predicted / y[100:] - 1) <= 0.10)
     assert within >= 0.9
@@ -70,16 +82,101 @@ def test_bad_timings_are_refused():
     space = get_space("nbmacro")
     archs = [Architecture.from_index(i, space) for i in range(6)]
     with pytest.raises(RlnasError, match="at least 5 timed networks"):
-        fit_latencies(archs[:3], [1.0, 2.0, 3.0], 32, macs_prior(space, 32))
-    with pytest.raises(RlnasError, match="latency nan ms of network"):
-        fit_latencies(archs, [1.0, 2.0, np.nan, 1, 1, 1], 32, macs_prior(space, 32))
+        fit_latencies(archs[:3], [1.0, 2.0, 3.0], 32)
+    for bad in (np.nan, 0.0, -1.0):
+        with pytest.raises(RlnasError, match=rf"latency {bad} ms of network .* \(row 3\)"):
+            fit_latencies(archs, [1.0, 2.0, bad, 1, 1, 1], 32)
 
 
-def test_prior_table_must_serve_the_space():
-    costs, name = prior_costs(str(NBMACRO_TABLE), get_space("nbmacro"), 32)
-    assert name == "cpu_fp32_nbmacro_32_b1" and all(v >= 0 for v in costs.values())
-    with pytest.raises(TableError, match="is for space 'nbmacro'"):
-        prior_costs(str(NBMACRO_TABLE), get_space("fbnet"), 32)
+def test_prior_tables_serve_the_space_and_resolution():
+    space = get_space("nbmacro")
+    (prior,) = prior_tables([str(NBMACRO_TABLE)], space, 32)
+    assert prior.name == "cpu_fp32_nbmacro_32_b1" and all(v >= 0 for v in prior.latency.values())
+    with pytest.raises(TableError, match=r"prior table .* is for space 'nbmacro' at 32px"):
+        prior_tables([str(NBMACRO_TABLE)], get_space("fbnet"), 32)
+    with pytest.raises(TableError, match="not 'nbmacro' at 64px"):
+        prior_tables([str(NBMACRO_TABLE)], space, 64)
+    # auto: every known table of the space at that resolution, and nothing else
+    assert [p.name for p in prior_tables(["auto"], space, 32)] == ["cpu_fp32_nbmacro_32_b1"]
+    assert prior_tables(["auto"], space, 64) == [] and prior_tables(["macs"], space, 32) == []
+    mobilenet = prior_tables(["auto"], get_space("mobilenet"), 224)
+    assert len(mobilenet) >= 8 and "t4_fp16_mobilenet_224_b1" in [p.name for p in mobilenet]
+
+
+def _kind_timings(table, archs, scales, fixed=0.3):
+    """What a host whose layer kinds run at `scales` x the table (1.1x by default) measures."""
+    from rlnas.hardware.calibration import layer_kind
+
+    out = []
+    for arch in archs:
+        keys = arch_layers(arch, table.meta.resolution)
+        net = sum(scales.get(layer_kind(k), 1.1) * table.net_latency[table.index[k]] for k in keys)
+        out.append(net + 1.1 * table.meta.overhead_ms + fixed)
+    return np.array(out)
+
+
+def test_a_host_that_scales_the_table_is_an_affine_special_case():
+    table = load_table(locate_table("cpu", "fp32", "mobilenet", 224)[1])
+    rng = np.random.default_rng(0)
+    archs = [Architecture.sample(rng) for _ in range(60)]
+    y = 1.3 * np.array([table.raw_predict_ms(a) for a in archs]) + 0.2
+    result = fit_latencies(archs[:20], y[:20], 224, [PriorTable.of(table)])
+    assert result.model == "scale" and np.isinf(result.lam)
+    assert result.weights["cpu_fp32_mobilenet_224_b1"] == pytest.approx(1.3, rel=0.01)
+    predicted = np.array([result.predict_ms(a, 224) for a in archs[20:]])
+    assert np.abs(predicted / y[20:] - 1).max() < 0.005
+
+
+def test_a_host_with_other_relative_speeds_per_kind_is_found_from_30_networks():
+    """SE blocks at 1.5x their table figures, everything else 1.1x: the common scale cannot
+    follow it, a scale per kind (or a combination that holds one) can."""
+    table = load_table(locate_table("cpu", "fp32", "mobilenet", 224)[1])
+    rng = np.random.default_rng(1)
+    archs = [Architecture.sample(rng) for _ in range(130)]
+    y = _kind_timings(table, archs, {"ir_se": 1.5})
+    result = fit_latencies(archs[:30], y[:30], 224, [PriorTable.of(table)])
+    assert result.model in ("kinds", "all")
+    assert result.cv_models["kinds"] < result.cv_models["scale"] / 3
+    predicted = np.array([result.predict_ms(a, 224) for a in archs[30:]])
+    assert np.mean(np.abs(predicted / y[30:] - 1) <= 0.01) > 0.95
+    if result.model == "kinds":
+        assert result.weights["cpu_fp32_mobilenet_224_b1[ir_se]"] == pytest.approx(1.5, rel=0.03)
+
+
+def test_a_prior_table_that_lacks_layers_is_completed_from_its_work():
+    keys = enumerate_layers(get_space("nbmacro"), 32)
+    table = load_table(NBMACRO_TABLE)
+    half = {k: float(table.net_latency[table.index[k]]) for k in keys[::2]}
+    models = feature_models(keys, [PriorTable("half", half)])
+    column = models["scale"][1][:, 0]
+    assert np.isfinite(column).all() and (column > 0).any()
+    assert column[0] == half[keys[0]]  # known layers keep their figure
+    # a table sharing fewer than 3 layers is no prior at all
+    assert "scale" not in feature_models(keys, [PriorTable("tiny", dict(list(half.items())[:2]))])
+
+
+def test_cache_sizes_and_the_memory_features_follow_the_fingerprint():
+    sizes = cache_sizes("L1d 32K, L1i 32K, L2 1024K, L3 32768K")
+    assert sizes == {"L1": 32 * 2**10, "L2": 2**20, "L3": 32 * 2**20}
+    keys = enumerate_layers(get_space("mobilenet"), 224)
+    names, features = feature_models(keys, caches="L2 1024K, L3 32768K")["all"]
+    assert names[-2:] == ["bytes_beyond_L2", "bytes_beyond_L3"]
+    assert (features[:, -2] >= features[:, -1]).all() and (features[:, -2] > 0).any()
+    assert "bytes_beyond_L2" not in feature_models(keys)["all"][0]
+
+
+def test_duplicate_timings_are_refused_unless_asked_for_their_median(tmp_path):
+    space = get_space("nbmacro")
+    archs = [str(Architecture.from_index(i, space)) for i in range(6)]
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"arch": [*archs, archs[1]], "latency_ms": [1, 2, 3, 4, 5, 6, 2.4]}).to_csv(path)
+    with pytest.raises(RlnasError, match=r"rows 2, 7 time the same network .* --duplicates"):
+        read_timings(path, space)
+    found, latency = read_timings(path, space, duplicates="median")
+    assert len(found) == 6 and latency[1] == pytest.approx(2.2)
+    pd.DataFrame({"arch": archs, "latency_ms": [1, 2, 0, 4, 5, 6]}).to_csv(path)
+    with pytest.raises(RlnasError, match="row 3: latency 0 ms is not a positive number"):
+        read_timings(path, space)
 
 
 def test_read_timings_names_the_problem(tmp_path):
@@ -117,7 +214,13 @@ def test_cli_writes_a_fitted_table_that_search_and_predict_use(fbnet, tmp_path):
     table = load_table(out)
     assert table.meta.source == "fitted" and table.meta.device == "gtx-1080ti"
     assert "40 whole-network timings" in table.meta.method
-    assert len(table) == len(macs_prior(get_space("fbnet"), 32))
+    assert len(table) == len(enumerate_layers(get_space("fbnet"), 32))
+    # the default prior is every fbnet table rlnas knows, and `tables show` says so
+    assert "prior tables: cpu_fp32_fbnet_32_b1" in table.meta.method
+    shown = runner.invoke(app, ["tables", "show", str(out)], env={"COLUMNS": "400"})
+    assert (
+        "prior tables: cpu_fp32_fbnet_32_b1" in shown.output and "cross-validation" in shown.output
+    )
     # never replaced unasked
     before = out.read_bytes()
     again = runner.invoke(app, [*args, "--out", str(out)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import numpy as np
 import onnxruntime as ort
@@ -15,11 +16,12 @@ from typer.testing import CliRunner
 
 from rlnas.cli import app
 from rlnas.errors import CalibrationError, RlnasError
-from rlnas.hardware.calibration import Calibration, fit_calibration
+from rlnas.hardware.calibration import Calibration
 from rlnas.hardware.catalog import locate_table
-from rlnas.hardware.endtoend import NetworkTimer, calibrate_table, kind_parts
+from rlnas.hardware.endtoend import NetworkTimer, calibrate_table
+from rlnas.hardware.host import host_fit_path
 from rlnas.hardware.profile import ProfileConfig, profile
-from rlnas.hardware.table import load_table, save_calibration, save_table
+from rlnas.hardware.table import load_table, save_table
 from rlnas.hardware.timing import TimingConfig
 from rlnas.model.arch import Architecture
 from rlnas.model.network import build_network
@@ -45,40 +47,12 @@ def run_folder(tmp_path):
     return run_search(config, tmp_path / "run").out
 
 
-def test_calibration_recovers_an_affine_map():
-    raw = np.array([2.0, 4.0, 7.0, 9.0, 12.0])
-    fitted = fit_calibration(raw, 1.2 * raw + 0.5)
-    assert fitted.scale == pytest.approx(1.2)
-    assert fitted.offset_ms == pytest.approx(0.5)
-    assert fitted.mape_loo_pct == pytest.approx(0.0, abs=1e-9)
-    assert fitted.mape_raw_pct > 10
-    assert Calibration.from_json(fitted.to_json()) == fitted
-
-
-def test_calibration_never_predicts_a_negative_latency():
-    # The free fit of these would be 1.5 x raw - 0.3 ms: negative below 0.2 ms raw.
-    raw = np.array([0.8, 1.0, 1.2, 1.5, 2.0])
-    fitted = fit_calibration(raw, 1.5 * raw - 0.3)
-    assert fitted.offset_ms == 0.0
-    assert fitted.apply(0.01) > 0
-    assert 1.2 < fitted.scale < 1.5
-
-
-@pytest.mark.parametrize(
-    ("raw", "measured", "match"),
-    [([1.0, 2.0], [1.0, 2.0], "at least 3"), ([1.0, 2.0, -1.0], [1.0, 2.0, 3.0], "positive")],
-)
-def test_calibration_rejects_bad_input(raw, measured, match):
-    with pytest.raises(CalibrationError, match=match):
-        fit_calibration(raw, measured)
-
-
 def test_unreadable_calibration_names_the_fix():
     with pytest.raises(CalibrationError, match="rlnas tables calibrate"):
         Calibration.from_json("{not json")
 
 
-def test_calibration_is_stored_and_applied_by_both_predictors(tmp_path):
+def test_a_stored_legacy_calibration_is_applied_by_both_predictors(tmp_path):
     shipped = cpu_table()
     path = tmp_path / "t.parquet"
     save_table(dataclasses.replace(shipped.meta, calibration=""), shipped.frame, path)
@@ -86,52 +60,14 @@ def test_calibration_is_stored_and_applied_by_both_predictors(tmp_path):
     plain = load_table(path)
     assert plain.calibration is None
     raw = plain.predict_ms(arch)
-    save_calibration(path, Calibration(1.5, 0.25, 3, 10.0, 1.0))
+    legacy = Calibration(1.5, 0.25, 3, 10.0, 1.0)  # as earlier releases stored it
+    save_table(dataclasses.replace(plain.meta, calibration=legacy.to_json()), plain.frame, path)
     calibrated = load_table(path)
     assert calibrated.predict_ms(arch) == pytest.approx(1.5 * raw + 0.25)
     assert calibrated.raw_predict_ms(arch) == pytest.approx(raw)
     cost = calibrated.cost_model(arch.space)
     assert cost.total(arch.choices) == pytest.approx(calibrated.predict_ms(arch))
     assert len(calibrated) == len(plain)
-
-
-def test_a_calibration_per_layer_kind_is_found_kept_and_applied_by_both_predictors(tmp_path):
-    """Networks whose SE blocks run 1.5x their table figures and everything else 1.1x (as on
-    a host with other relative speeds): the fit finds the kinds' scales, keeps them over the
-    common scale, and both predictors apply them layer by layer."""
-    shipped = cpu_table()
-    path = tmp_path / "t.parquet"
-    save_table(dataclasses.replace(shipped.meta, calibration=""), shipped.frame, path)
-    table = load_table(path)
-    rng = np.random.default_rng(0)
-    archs = [Architecture.sample(rng) for _ in range(30)]
-    parts = [kind_parts(table, a) for a in archs]
-    truth = {"ir_se": 1.5}
-    measured = [
-        sum(truth.get(k, 1.1) * v for k, v in p.items()) + 1.1 * table.meta.overhead_ms + 0.3
-        for p in parts
-    ]
-    raw = [table.raw_predict_ms(a) for a in archs]
-    fitted = fit_calibration(raw, measured, parts=parts, overhead_ms=table.meta.overhead_ms)
-    assert fitted.kind_scales["ir_se"] == pytest.approx(1.5, abs=0.03)
-    assert fitted.kind_scales["ir"] == pytest.approx(1.1, abs=0.03)
-    assert fitted.mape_loo_pct < 0.5 < fitted.mape_raw_pct
-    assert "ir_se 1.50" in fitted.describe()
-    assert Calibration.from_json(fitted.to_json()) == fitted
-    with pytest.raises(CalibrationError, match="per layer"):
-        fitted.apply(5.0)
-
-    save_calibration(path, fitted)
-    calibrated = load_table(path)
-    other = Architecture.sample(rng)
-    expected = sum(truth.get(k, 1.1) * v for k, v in kind_parts(table, other).items())
-    predicted = calibrated.predict_ms(other)
-    assert predicted == pytest.approx(expected + 1.1 * table.meta.overhead_ms + 0.3, rel=0.01)
-    assert calibrated.cost_model(other.space).total(other.choices) == pytest.approx(predicted)
-
-    # Where one scale explains the timings, the common scale is kept.
-    alike = [1.2 * r + 0.4 for r in raw]
-    assert not fit_calibration(raw, alike, parts=parts, overhead_ms=0.01).kind_scales
 
 
 def test_table_without_calibration_metadata_still_loads(tmp_path):
@@ -273,26 +209,32 @@ def test_cli_measure_report_export(run_folder):
     assert "not a run folder" in result.output
 
 
-def test_calibrate_table_measures_and_stores_a_calibration(tmp_path, table_measured_here):
+def test_calibrate_table_times_fits_and_stores_a_table_for_this_host(tmp_path, table_measured_here):
     shipped = load_table(table_measured_here)
     path = tmp_path / "resnet.parquet"
     save_table(dataclasses.replace(shipped.meta, calibration=""), shipped.frame, path)
-    result = calibrate_table(path, archs=3, passes=1, timing=QUICK)
-    assert len(result.frame) == 3 and (result.frame["measured_ms"] > 0).all()
-    stored = load_table(path)
-    assert stored.calibration == result.calibration
-    assert len(stored) == len(shipped)
+    before = path.read_bytes()
+    result, stored = calibrate_table(path, seconds=1, timing=QUICK, min_archs=5, max_archs=6)
+    assert 5 <= len(result.frame) <= 6 and (result.frame["measured_ms"] > 0).all()
+    assert result.floor_pct >= 0 and result.fit.networks == len(result.frame)
+    assert path.read_bytes() == before  # the table itself is never rewritten
+    assert stored == host_fit_path(shipped.meta)
+    fitted = load_table(stored)
+    assert fitted.meta.source == "fitted" and len(fitted) == len(shipped)
+    assert fitted.meta.method.startswith(f"adapted to this host from {shipped.meta.name}")
+    assert f"prior tables: {shipped.meta.name}" in fitted.meta.method
+    line = result.summary()
+    assert f"{len(result.frame)} networks timed" in line and "held-out error" in line
+    assert ("at the floor" in line) != ("above the floor; for this host's own table" in line)
 
 
-def test_a_table_from_another_host_is_calibrated_here_once(
-    tmp_path, table_measured_here, monkeypatch
-):
+def test_a_table_from_another_host_is_adapted_here_once(tmp_path, table_measured_here, monkeypatch):
     import json
     import warnings
 
     from rlnas.errors import ForeignTableWarning
     from rlnas.hardware.endtoend import table_for_host
-    from rlnas.hardware.host import calibration_path, fingerprint
+    from rlnas.hardware.host import fingerprint
 
     monkeypatch.setenv("RLNAS_CALIBRATIONS", str(tmp_path / "calibrations"))
     here = load_table(table_measured_here)
@@ -310,21 +252,48 @@ def test_a_table_from_another_host_is_calibrated_here_once(
     assert "rlnas tables calibrate" in str(caught[-1].message)
     assert "measured on another host" in plain.calibration
 
-    first = table_for_host(path, archs=3, timing=QUICK)  # calibrates here, for real
-    assert first.calibration.startswith("this host's")
-    stored = calibration_path(load_table(path).meta)
+    first = table_for_host(path, seconds=1, timing=QUICK, max_archs=5)  # for real
+    assert first.calibration.startswith("this host's") and "5 networks timed" in first.summary
+    stored = host_fit_path(load_table(path).meta)
     assert stored.exists() and path.read_bytes() == before  # the table file is untouched
     made = stored.stat().st_mtime_ns
-    again = table_for_host(path, archs=3, timing=QUICK)
-    assert stored.stat().st_mtime_ns == made  # read, not measured again
-    assert again.table.calibration == first.table.calibration
+    again = table_for_host(path, seconds=1, timing=QUICK, max_archs=5)
+    assert stored.stat().st_mtime_ns == made and again.summary == ""  # read, not timed again
     arch = Architecture.sample(np.random.default_rng(0), get_space("resnet"))
-    assert again.table.predict_ms(arch) == pytest.approx(
-        first.table.calibration.apply(load_table(path).raw_predict_ms(arch))
+    assert again.table.predict_ms(arch) == pytest.approx(first.table.predict_ms(arch))
+    assert again.table.meta.source == "fitted"
+
+    # A half-written or damaged adaptation is named with its fix, never silently replaced.
+    stored.write_bytes(b"not parquet")
+    with pytest.raises(RlnasError, match=r"unreadable .* delete that file"):
+        table_for_host(path)
+    stored.unlink()
+    assert table_for_host(path, calibrate=False).table.meta.source == "measured"
+
+
+def test_an_interrupted_adaptation_leaves_nothing_behind(
+    tmp_path, table_measured_here, monkeypatch
+):
+    """kill -9 in the middle of a first use: nothing is written before the fit, so the next
+    use starts again."""
+    import subprocess
+    import sys
+    import time
+
+    calibrations = tmp_path / "calibrations"
+    path = tmp_path / "other.parquet"
+    here = load_table(table_measured_here)
+    save_table(dataclasses.replace(here.meta, host_fingerprint=""), here.frame, path)
+    code = (
+        "from rlnas.hardware.endtoend import table_for_host\n"
+        f"table_for_host({str(path)!r}, seconds=600)\n"
     )
-    # `tables calibrate` on a table measured elsewhere writes the host file too.
-    result = calibrate_table(path, archs=3, passes=1, timing=QUICK)
-    assert result.stored_at == stored and path.read_bytes() == before
+    env = {**os.environ, "RLNAS_CALIBRATIONS": str(calibrations)}
+    child = subprocess.Popen([sys.executable, "-c", code], env=env)
+    time.sleep(8)
+    child.kill()
+    child.wait()
+    assert not calibrations.exists() or not list(calibrations.iterdir())
 
 
 def test_a_table_of_another_runtime_version_warns_instead_of_failing(tmp_path, monkeypatch):
@@ -339,9 +308,37 @@ def test_a_table_of_another_runtime_version_warns_instead_of_failing(tmp_path, m
     save_table(dataclasses.replace(shipped.meta, backend_version="0.0.1"), shipped.frame, path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        host = table_for_host(path, archs=3, timing=QUICK)
+        host = table_for_host(path, seconds=1, timing=QUICK, max_archs=5)
     assert any(
         issubclass(w.category, ForeignTableWarning) and "0.0.1" in str(w.message) for w in caught
     )
     assert host.calibration.startswith("the table's own, measured elsewhere")
     assert not (tmp_path / "calibrations").exists()
+
+
+def test_cli_tables_calibrate_says_in_one_line_how_far_it_got(tmp_path, table_measured_here):
+    path = tmp_path / "other.parquet"
+    here = load_table(table_measured_here)
+    save_table(dataclasses.replace(here.meta, host_fingerprint=""), here.frame, path)
+    result = CliRunner().invoke(
+        app, ["tables", "calibrate", str(path), "--seconds", "1", "--archs", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "adapted to this host: 5 networks timed in" in result.output
+    assert "stored for this host in" in result.output
+    shown = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            "--space",
+            "resnet",
+            "--table",
+            str(path),
+            "--baseline",
+            "resnet18",
+            "--format",
+            "json",
+        ],
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "adapted to this host from" in shown.output

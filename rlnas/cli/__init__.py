@@ -160,7 +160,8 @@ def predict(
     calibrate: Annotated[
         bool,
         typer.Option(
-            help="Calibrate a table measured on another host here first (once per host, ~30 s)."
+            help="Adapt a table measured on another host to this one first (once per host, "
+            "at most 60 s)."
         ),
     ] = True,
     fmt: FormatOption = Format.table,

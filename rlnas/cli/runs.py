@@ -91,10 +91,12 @@ profile = reports_errors(
 
 
 def calibrate_for_host(config: SearchConfig) -> None:
-    """Calibrates the search's table here first, with a progress bar, where it was measured
-    on another host and this host has no calibration of it yet."""
+    """Adapts the search's table to this host first, with a progress bar, where it was
+    measured on another host and this host has no adaptation of it yet."""
+    from rich.progress import TextColumn, TimeElapsedColumn
+
     from rlnas.hardware.endtoend import calibrates_here, table_for_host
-    from rlnas.hardware.host import load_host_calibration
+    from rlnas.hardware.host import load_host_fit
     from rlnas.hardware.table import read_meta
     from rlnas.model.space import get_space
     from rlnas.search.sources import table_path
@@ -104,21 +106,22 @@ def calibrate_for_host(config: SearchConfig) -> None:
         return
     path = table_path(resolved, get_space(config.space))
     meta = read_meta(path)
-    if not calibrates_here(meta) or load_host_calibration(meta) is not None:
+    if not calibrates_here(meta) or load_host_fit(meta) is not None:
         return
     console.print(
-        f"calibrating {meta.name} for this host (measured on {meta.host}); once per host, "
-        "about 30 s",
+        f"adapting {meta.name} to this host (measured on {meta.host}); once per host, at most "
+        f"{config.calibration_seconds:.0f} s",
         highlight=False,
     )
-    with Progress(
-        BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True
-    ) as bar:
-        task = bar.add_task("", total=30)
+    columns = (BarColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("", total=config.calibration_seconds)
         host = table_for_host(
-            path, progress=lambda done, total, _: bar.update(task, completed=done)
+            path,
+            progress=lambda done, total, text: bar.update(task, completed=done, description=text),
+            seconds=config.calibration_seconds,
         )
-    console.print(f"calibration: {host.calibration}", highlight=False)
+    console.print(host.summary or f"calibration: {host.calibration}", highlight=False)
 
 
 def _search(

@@ -105,8 +105,16 @@ def tables_check(
 @reports_errors
 def tables_calibrate(
     name: Annotated[str, typer.Argument(help="Table name (see `tables list`) or file.")],
-    archs: Annotated[int, typer.Option(min=3, help="Random networks to measure end to end.")] = 30,
-    seed: Annotated[int, typer.Option(help="Seed of those networks.")] = 2026,
+    seconds: Annotated[
+        float,
+        typer.Option(
+            min=1, help="Time cap: it stops earlier where the error reaches the measurement's."
+        ),
+    ] = 60.0,
+    archs: Annotated[
+        int | None, typer.Option(min=5, help="At most this many networks (default: no cap).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the networks.")] = 2026,
     ray_address: Annotated[
         str | None,
         typer.Option(
@@ -115,10 +123,10 @@ def tables_calibrate(
         ),
     ] = None,
 ) -> None:
-    """Fit a table's prediction to end-to-end measurements here (or on the cluster's device
-    node): stored in the table if it is yours and was measured there, else for this host in
-    the user folder."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    """Adapt a table to this host: time random networks end to end here until the held-out
+    error reaches the measurement's own (or --seconds), and store the table fitted to them,
+    with this one as its prior, for this host in the user folder."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from rlnas.cluster import ray_address as cluster_address
     from rlnas.hardware.endtoend import calibrate_table
@@ -132,17 +140,19 @@ def tables_calibrate(
 
         meta = read_meta(path)
         timer = FleetNetworkTimer(meta.device, meta.precision, meta.threads or 1, None, address)
-    with Progress(BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
-        task = bar.add_task("", total=archs)
-        result = calibrate_table(
+    columns = (BarColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("", total=seconds)
+        result, stored = calibrate_table(
             path,
-            archs,
+            seconds,
             seed,
-            progress=lambda done, total, arch: bar.update(task, completed=done),
+            progress=lambda done, total, text: bar.update(task, completed=done, description=text),
             timer=timer,
+            max_archs=archs,
         )
-    where = "in the table" if result.stored_at == path else f"for this host in {result.stored_at}"
-    typer.echo(f"{path}: {result.calibration.describe()}; stored {where}")
+    typer.echo(result.summary())
+    typer.echo(f"stored for this host in {stored}")
 
 
 @tables_app.command("estimate")
@@ -214,8 +224,17 @@ def tables_fit(
     precision: Annotated[str, typer.Option(help="Precision they ran at.")] = "fp32",
     resolution: Annotated[int | None, typer.Option(help="Resolution (default: space's).")] = None,
     prior: Annotated[
-        str, typer.Option(help="'macs', or a table (name or file) of the same space to pull to.")
-    ] = "macs",
+        list[str] | None,
+        typer.Option(
+            help="Tables (names or files) of the same space and resolution to pull toward, "
+            "repeatable; 'auto' (default): every table of the space rlnas knows; 'macs': none, "
+            "the layers' work alone."
+        ),
+    ] = None,
+    duplicates: Annotated[
+        str,
+        typer.Option(help="A network timed twice differently: 'refuse', or take the 'median'."),
+    ] = "refuse",
     host: Annotated[str, typer.Option(help="What timed them, in words.")] = "",
     out: Annotated[Path | None, typer.Option(help="Output table file.")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
@@ -232,7 +251,7 @@ def tables_fit(
     from rlnas.hardware.fit import (
         decode_timings,
         fit_latencies,
-        prior_costs,
+        prior_tables,
         read_timings,
         write_fitted_table,
     )
@@ -255,22 +274,21 @@ def tables_fit(
         )
     if from_dir is not None:
         found = read_results(from_dir)
-        archs, latency = decode_timings(found, target, f"{from_dir}/results")
+        archs, latency = decode_timings(found, target, f"{from_dir}/results", duplicates)
         source = f"{', '.join(sorted(set(found['tool'])))} in {from_dir.name}"
         typer.echo(f"{len(found)} timed networks in {from_dir}/results ({source})")
     else:
         assert timings is not None
-        archs, latency = read_timings(timings, target)
+        archs, latency = read_timings(timings, target, duplicates)
         source = timings.name
-    costs, prior_name = prior_costs(prior, target, resolution)
+    priors = prior_tables(prior or ["auto"], target, resolution, exclude=[path])
     with Progress(BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
         task = bar.add_task("", total=1)
         result = fit_latencies(
             archs,
             latency,
             resolution,
-            costs,
-            prior_name,
+            priors,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     what = host or f"{device}, timed end to end ({source})"

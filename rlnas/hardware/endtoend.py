@@ -1,18 +1,20 @@
 """Whole networks timed end to end on a device, and the calibration of a table against them.
 
 `NetworkTimer` builds, compiles and times a network as the backend will run it.
-`calibrate_table` fits a table's affine calibration (`rlnas.hardware.calibration`)
-on seeded random networks. Where the table was measured on this host (same
-fingerprint, `rlnas.hardware.host`) and is not a shipped file, the calibration
-goes into the table's metadata; otherwise it is stored for this host in the
-user folder, and the table file is left as it is.
+`calibrate_table` adapts a table to this host: it times seeded random networks
+until the fit's held-out error reaches the measurement's own, or a time cap, and
+stores the table fitted to them (`rlnas.hardware.fit`, the measured table as the
+first prior) for this host in the user folder (`rlnas.hardware.host`); the table
+file is left as it is. `table_for_host` gives the table as it predicts here.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,8 +24,6 @@ import pandas as pd
 
 from rlnas.errors import ForeignTableWarning, TableError
 from rlnas.hardware.backends import Workload, check_precision, get_backend
-from rlnas.hardware.calibration import Calibration, fit_calibration, layer_kind
-from rlnas.hardware.catalog import shipped_tables_dir
 from rlnas.hardware.devices import (
     Device,
     get_device,
@@ -31,18 +31,19 @@ from rlnas.hardware.devices import (
     measuring_host,
     resolve_precision,
 )
-from rlnas.hardware.host import (
-    calibration_path,
-    fingerprint,
-    load_host_calibration,
-    measured_here,
-    save_host_calibration,
-    with_calibration,
+from rlnas.hardware.fit import (
+    MIN_NETWORKS,
+    FitResult,
+    PriorTable,
+    fit_latencies,
+    prior_tables,
+    write_fitted_table,
 )
-from rlnas.hardware.table import LatencyTable, TableMeta, load_table, save_calibration
+from rlnas.hardware.host import fingerprint, host_fit_path, load_host_fit, measured_here
+from rlnas.hardware.table import LatencyTable, TableMeta, load_table, profile_command
 from rlnas.hardware.timing import Timing, TimingConfig, measure
 from rlnas.model.arch import Architecture
-from rlnas.model.layers import arch_layers
+from rlnas.model.layers import enumerate_layers
 from rlnas.model.network import build_network
 from rlnas.model.space import get_space
 
@@ -127,97 +128,182 @@ class NetworkTimer:
         return NetworkTiming(median, spread, timings)
 
 
+MIN_ARCHS = 20
+CHECK_EVERY = 5
+
+
 @dataclass(frozen=True)
-class CalibrationResult:
-    """What `calibrate_table` measured and stored.
+class Adaptation:
+    """A table adapted to whole networks timed on one host (`adapt`).
 
     Attributes:
-        calibration: The fitted calibration.
-        frame: One row per network: arch, raw prediction, measured, spread.
-        stored_at: The table file (its metadata) or this host's calibration file.
+        meta: The measured table that was adapted.
+        fit: The table fitted to the timings, with the measured one as its first prior.
+        frame: One row per network: arch, raw prediction, each pass, measured (their mean).
+        floor_pct: The measurement's own error: mean |pass 1 / pass 2 - 1|, in percent
+            (nan with one pass).
+        seconds: Wall time of the timing and fitting.
     """
 
-    calibration: Calibration
+    meta: TableMeta
+    fit: FitResult
     frame: pd.DataFrame
-    stored_at: Path
+    floor_pct: float
+    seconds: float
+
+    @property
+    def at_floor(self) -> bool:
+        return bool(self.fit.cv_mape <= self.floor_pct)
+
+    def summary(self) -> str:
+        """One line: how many networks, the held-out error, and whether it is at the floor."""
+        meta = self.meta
+        line = (
+            f"{meta.name} adapted to this host: {self.fit.networks} networks timed in "
+            f"{self.seconds:.0f} s, held-out error {self.fit.cv_mape:.1f}% against the "
+            f"measurement's own {self.floor_pct:.1f}% (pass against pass)"
+        )
+        if self.at_floor:
+            return line + ": at the floor"
+        device = get_device(meta.device)
+        layers = len(enumerate_layers(get_space(meta.space), meta.resolution))
+        wall_s = layers * device.seconds_per_layer.get(meta.precision, 1.0)
+        took = f"{wall_s / 60:.0f} min" if wall_s >= 90 else f"{wall_s:.0f} s"
+        return (
+            f"{line}: above the floor; for this host's own table run `{profile_command(meta)}` "
+            f"(about {took} here)"
+        )
 
 
-def _is_shipped(path: Path) -> bool:
-    return Path(path).resolve().parent == shipped_tables_dir().resolve()
+def adapt(
+    table: LatencyTable,
+    timer: NetworkTimer | FleetNetworkTimer,
+    seconds: float = 60.0,
+    seed: int = 2026,
+    passes: int = 2,
+    progress: Callable[[float, float, str], None] | None = None,
+    min_archs: int = MIN_ARCHS,
+    max_archs: int | None = None,
+    priors: Sequence[PriorTable] | None = None,
+) -> Adaptation:
+    """Times seeded random networks of the table's space with `timer` until the fit's
+    held-out error reaches the measurement's own (pass against pass), or `seconds` have
+    passed (the fit is checked every few networks from `min_archs` on), and fits a table to
+    them (`rlnas.hardware.fit`). The priors are the table, then every other table of its
+    space and resolution (or `priors`, after the table)."""
+    started = time.perf_counter()
+    meta = table.meta
+    space = get_space(meta.space)
+    if priors is None:
+        others = prior_tables(
+            ["auto"], space, meta.resolution, exclude=[p for p in [table.path] if p]
+        )
+        priors = [p for p in others if p.name != meta.name]
+    everything = [PriorTable.of(table), *priors]
+    caches = json.loads(timer.fingerprint)["caches"] if timer.fingerprint else ""
+    rng = np.random.default_rng(seed)
+    archs: list[Architecture] = []
+    first: list[float] = []
+    second: list[float] = []
+    while True:
+        archs.append(Architecture.sample(rng, space))
+        first.append(timer.time(archs[-1], meta.resolution, meta.batch, 1).median_ms)
+        if passes < 2:
+            second.append(first[-1])
+        elif len(archs) >= 2:
+            # Each pass compiles afresh, and a network's second pass comes after the next
+            # network's first: two passes of one compiled model, back to back, agree far
+            # better than the network's timings do, and would put the floor too low.
+            second.append(timer.time(archs[-2], meta.resolution, meta.batch, 1).median_ms)
+        done = len(second)  # networks with every pass timed
+        frame = pd.DataFrame(
+            {
+                "arch": [str(a) for a in archs[:done]],
+                "raw_predicted_ms": [table.raw_predict_ms(a) for a in archs[:done]],
+                "pass1_ms": first[:done],
+                "pass2_ms": second,
+            }
+        )
+        frame["measured_ms"] = (frame["pass1_ms"] + frame["pass2_ms"]) / 2
+        elapsed = time.perf_counter() - started
+        last = (elapsed >= seconds and done >= MIN_NETWORKS) or done == max_archs
+        check = done >= max(min_archs, MIN_NETWORKS) and done % CHECK_EVERY == 0
+        if last or check:
+            floor = _floor_pct(frame, passes)
+            measured = frame["measured_ms"].to_numpy()
+            fit = fit_latencies(archs[:done], measured, meta.resolution, everything, caches)
+            if last or fit.cv_mape <= floor:
+                seconds_taken = time.perf_counter() - started
+                return Adaptation(meta, fit, frame, floor, seconds_taken)
+        if progress is not None:
+            progress(min(elapsed, seconds), seconds, f"{done} networks")
 
 
 def calibrate_table(
     path: Path,
-    archs: int = 30,
+    seconds: float = 60.0,
     seed: int = 2026,
     passes: int = 2,
     timing: TimingConfig | None = None,
-    progress: Callable[[int, int, str], None] | None = None,
-    into_table: bool = True,
+    progress: Callable[[float, float, str], None] | None = None,
     timer: NetworkTimer | FleetNetworkTimer | None = None,
-) -> CalibrationResult:
-    """Measures `archs` seeded random architectures end to end and stores the fitted calibration.
-
-    Stored in the table's metadata (its rows unchanged, written atomically) where
-    `into_table` and the table is the user's and was measured here (same
-    fingerprint; a table from before fingerprints, same CPU name); else in this
-    host's calibration file, leaving the table untouched. `timer` times elsewhere (a
-    `rlnas.hardware.fleet.FleetNetworkTimer`); "here" is then the node that times.
+    min_archs: int = MIN_ARCHS,
+    max_archs: int | None = None,
+) -> tuple[Adaptation, Path]:
+    """Adapts a table to this host (`adapt`) and stores the fitted table for this host in
+    the user folder; returns the adaptation and where it is stored. The table file is left
+    as it is, and nothing is written before the end, so an interrupted calibration leaves
+    nothing behind and the next use starts again. `timer` times elsewhere (a
+    `rlnas.hardware.fleet.FleetNetworkTimer`) if that node is this host.
 
     Raises:
-        TableError: The table was measured with another runtime version.
+        TableError: The table was measured with another runtime version, or the node that
+            timed is another host.
         DeviceError: Its device cannot be measured here.
     """
     table = load_table(path)
     meta = table.meta
-    space = get_space(meta.space)
-    table.check_space(space)
+    table.check_space(get_space(meta.space))
     timer = timer or NetworkTimer(meta.device, meta.precision, meta.threads or 1, timing)
     if meta.backend_version != timer.backend_version:
         raise TableError(
             f"table {path} was measured with {meta.backend} {meta.backend_version} but "
             f"{timer.host} has {timer.backend_version}; profile a table there"
         )
-    rng = np.random.default_rng(seed)
-    rows, parts = [], []
-    for done in range(1, archs + 1):
-        arch = Architecture.sample(rng, space)
-        raw = table.raw_predict_ms(arch)
-        parts.append(kind_parts(table, arch))
-        timing_ = timer.time(arch, meta.resolution, meta.batch, passes)
-        rows.append(
-            {
-                "arch": str(arch),
-                "raw_predicted_ms": raw,
-                "measured_ms": timing_.median_ms,
-                "spread_pct": timing_.spread_pct,
-            }
-        )
-        if progress is not None:
-            progress(done, archs, str(arch))
-    frame = pd.DataFrame(rows)
-    calibration = fit_calibration(
-        frame["raw_predicted_ms"].to_numpy(),
-        frame["measured_ms"].to_numpy(),
-        timer.backend_version,
-        timer.host,
-        parts,
-        meta.overhead_ms,
-    )
-    same_print = bool(meta.host_fingerprint) and json.loads(meta.host_fingerprint) == json.loads(
-        timer.fingerprint or "null"
-    )
-    native = same_print or (not meta.host_fingerprint and meta.host == timer.host)
-    if into_table and native and not _is_shipped(Path(path)):
-        save_calibration(Path(path), calibration)
-        return CalibrationResult(calibration, frame, Path(path))
     if timer.fingerprint != NetworkTimer.local_fingerprint(get_device(meta.device)):
         raise TableError(
-            f"table {path} was not measured on {timer.host}, the node that timed, and a "
-            "calibration for another host is kept only in that host's own folder; run "
-            "`rlnas tables calibrate` on that host, or profile the table there"
+            f"table {path} would be adapted to {timer.host}, the node that timed, which is "
+            "not this host; run `rlnas tables calibrate` on that host, or profile the table there"
         )
-    return CalibrationResult(calibration, frame, save_host_calibration(meta, calibration))
+    result = adapt(table, timer, seconds, seed, passes, progress, min_archs, max_archs)
+    out = host_fit_path(meta)
+    method = (
+        f"adapted to this host from {meta.name} (created {meta.created}): "
+        f"{result.fit.describe()}; the measurement's own error {result.floor_pct:.1f}% "
+        "(pass against pass)"
+    )
+    write_fitted_table(
+        result.fit,
+        get_space(meta.space),
+        meta.resolution,
+        meta.device,
+        meta.precision,
+        timer.host,
+        out,
+        threads=meta.threads,
+        host_fingerprint=timer.fingerprint,
+        backend=meta.backend,
+        backend_version=timer.backend_version,
+        batch=meta.batch,
+        method=method,
+    )
+    return result, out
+
+
+def _floor_pct(frame: pd.DataFrame, passes: int) -> float:
+    if passes < 2:
+        return math.nan
+    return float(100 * np.mean(np.abs(frame["pass1_ms"] / frame["pass2_ms"] - 1)))
 
 
 @dataclass(frozen=True)
@@ -225,17 +311,19 @@ class HostTable:
     """A table as it predicts on this host.
 
     Attributes:
-        table: The table, with the calibration that applies here.
-        calibration: Which calibration that is, in words (for predict and config.json).
+        table: The table that applies here: this host's adaptation where there is one.
+        calibration: Which that is, in words (for predict and config.json).
+        summary: The one-line summary of an adaptation run by this call, else "".
     """
 
     table: LatencyTable
     calibration: str
+    summary: str = ""
 
 
 def calibrates_here(meta: TableMeta) -> bool:
-    """Whether this host calibrates the table for itself: a measured table from another
-    host, of a device this host can measure."""
+    """Whether this host adapts the table to itself on first use: a measured table from
+    another host, of a device this host can measure."""
     if meta.source != "measured" or measured_here(meta) or meta.device not in list_devices():
         return False
     return get_device(meta.device).missing() is None
@@ -244,53 +332,45 @@ def calibrates_here(meta: TableMeta) -> bool:
 def table_for_host(
     path: Path,
     calibrate: bool = True,
-    progress: Callable[[int, int, str], None] | None = None,
-    archs: int = 30,
+    progress: Callable[[float, float, str], None] | None = None,
+    seconds: float = 60.0,
     timing: TimingConfig | None = None,
+    max_archs: int | None = None,
 ) -> HostTable:
-    """The table at `path` calibrated for this host.
+    """The table at `path` as it predicts on this host.
 
-    A measured table from another host (another fingerprint, or none) that this
-    host can measure is calibrated here on first use (`calibrate_table`, stored
-    per host; with `calibrate=False` a warning names the command instead), and
-    that calibration is used from then on. Estimated tables, and tables of
-    devices that are not here, keep their own calibration.
+    This host's adaptation of it (`calibrate_table`) where there is one. Else a
+    measured table from another host (another fingerprint, or none) that this host
+    can measure is adapted here on first use (with `calibrate=False` a warning names
+    the command instead). Estimated and fitted tables, and tables of devices that are
+    not here, keep their own figures.
     """
     table = load_table(path)
     meta = table.meta
     own = table.calibration.describe() if table.calibration else "none (raw sum of layers)"
+    fitted = load_host_fit(meta)
+    if fitted is not None:
+        return HostTable(fitted, f"this host's ({host_fit_path(meta)}): {fitted.meta.method}")
     if not calibrates_here(meta):
         if meta.device not in list_devices() or get_device(meta.device).missing() is not None:
             return HostTable(table, f"the table's own ({meta.device} is not here): {own}")
         return HostTable(table, f"the table's own: {own}")
-    stored = load_host_calibration(meta)
-    if stored is None and calibrate:
-        try:
-            result = calibrate_table(
-                path, archs, timing=timing, progress=progress, into_table=False
-            )
-        except TableError as exc:  # another runtime version: no calibration can hold
-            warnings.warn(str(exc), ForeignTableWarning, stacklevel=2)
-            return HostTable(table, f"the table's own, measured elsewhere: {own}")
-        stored = result.calibration
-    if stored is None:
+    if not calibrate:
         warnings.warn(
             f"table {meta.name} was measured on another host ({meta.host}); its predictions "
-            f"can be 10-30% off here: calibrate it with `rlnas tables calibrate {meta.name}` "
-            "(about 30 s), or drop --no-calibrate",
+            f"can be 10-30% off here: adapt it with `rlnas tables calibrate {meta.name}` "
+            "(about a minute), or drop --no-calibrate",
             ForeignTableWarning,
             stacklevel=2,
         )
         return HostTable(table, f"the table's own, measured on another host: {own}")
-    where = calibration_path(meta)
-    return HostTable(with_calibration(table, stored), f"this host's ({where}): {stored.describe()}")
-
-
-def kind_parts(table: LatencyTable, arch: Architecture) -> dict[str, float]:
-    """The layers' latencies in `table` without their call overhead, summed per
-    `layer_kind` (what a calibration per kind scales)."""
-    parts: dict[str, float] = {}
-    keys = arch_layers(arch, table.meta.resolution)
-    for key, row in zip(keys, table.rows(keys), strict=True):
-        parts[layer_kind(key)] = parts.get(layer_kind(key), 0.0) + float(table.net_latency[row])
-    return parts
+    try:
+        result, stored = calibrate_table(
+            path, seconds, timing=timing, progress=progress, max_archs=max_archs
+        )
+    except TableError as exc:  # another runtime version: no adaptation can hold
+        warnings.warn(str(exc), ForeignTableWarning, stacklevel=2)
+        return HostTable(table, f"the table's own, measured elsewhere: {own}")
+    fitted = load_table(stored)
+    where = f"this host's ({stored}): {fitted.meta.method}"
+    return HostTable(fitted, where, result.summary())

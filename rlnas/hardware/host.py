@@ -7,10 +7,11 @@ the model name, a digest of the ISA flags, the cache sizes and the number of
 cores. Tables profiled since this module existed carry it in their metadata
 (`host_fingerprint`); older ones do not, and count as measured elsewhere.
 
-A measured table used on another host is calibrated there once (end-to-end
-timings of a few random networks, `rlnas.hardware.endtoend.calibrate_table`),
-and the calibration is stored per host in the user folder
-(`~/.rlnas/calibrations/<table>-<build>@<host id>.json`, or under
+A measured table used on another host is adapted there once: whole networks
+timed end to end, and a table fitted to them with the measured one as its prior
+(`rlnas.hardware.endtoend.calibrate_table`, `rlnas.hardware.fit`). The fitted
+table is stored per host in the user folder
+(`~/.rlnas/calibrations/<table>-<build>@<host id>.parquet`, or under
 `$RLNAS_CALIBRATIONS`). Shipped files are never modified.
 """
 
@@ -22,10 +23,10 @@ import json
 import os
 from pathlib import Path
 
-from rlnas.files import atomic_write_text, rlnas_home
-from rlnas.hardware.calibration import Calibration
+from rlnas.errors import TableError
+from rlnas.files import rlnas_home
 from rlnas.hardware.devices import cpu_name
-from rlnas.hardware.table import LatencyTable, TableMeta
+from rlnas.hardware.table import LatencyTable, TableMeta, load_table
 
 
 def _cpu_flags() -> str:
@@ -93,38 +94,26 @@ def calibrations_dir() -> Path:
     return Path(os.environ.get("RLNAS_CALIBRATIONS", rlnas_home() / "calibrations"))
 
 
-def calibration_path(meta: TableMeta) -> Path:
-    """Where this host's calibration of a table measured elsewhere lives (one file per table
-    build and host)."""
+def host_fit_path(meta: TableMeta) -> Path:
+    """Where this host's adaptation of a table lives: a fitted table, one file per table build
+    and host."""
     build = hashlib.sha256(meta.created.encode()).hexdigest()[:6]
-    return calibrations_dir() / f"{meta.name}-{build}@{host_id()}.json"
+    return calibrations_dir() / f"{meta.name}-{build}@{host_id()}.parquet"
 
 
-def load_host_calibration(meta: TableMeta) -> Calibration | None:
-    path = calibration_path(meta)
+def load_host_fit(meta: TableMeta) -> LatencyTable | None:
+    """This host's adaptation of the table `meta` describes, or None before the first one.
+
+    Raises:
+        TableError: The file is there but unreadable (named, with the fix).
+    """
+    path = host_fit_path(meta)
     if not path.exists():
         return None
-    stored = json.loads(path.read_text())
-    if stored.get("table_created") != meta.created:
-        return None  # calibrated against an earlier build of the table
-    return Calibration.from_json(json.dumps(stored["calibration"]))
-
-
-def save_host_calibration(meta: TableMeta, calibration: Calibration) -> Path:
-    path = calibration_path(meta)
-    record = {
-        "table": meta.name,
-        "table_created": meta.created,
-        "host": fingerprint(),
-        "calibration": json.loads(calibration.to_json()),
-    }
-    atomic_write_text(json.dumps(record, indent=2) + "\n", path)
-    return path
-
-
-def with_calibration(table: LatencyTable, calibration: Calibration | None) -> LatencyTable:
-    """The same rows with another calibration (the table file is not touched)."""
-    import dataclasses
-
-    text = "" if calibration is None else calibration.to_json()
-    return LatencyTable(dataclasses.replace(table.meta, calibration=text), table.frame, table.path)
+    try:
+        return load_table(path)
+    except TableError as exc:
+        raise TableError(
+            f"this host's adaptation of {meta.name}, {path}, is unreadable ({exc}); delete that "
+            "file and the next use times this host again"
+        ) from None

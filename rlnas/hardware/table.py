@@ -9,8 +9,9 @@ names exactly what is wrong. No pickle anywhere.
 Raw predicted network latency = per-call overhead once + the sum over the
 network's layers of (layer latency - that layer's own per-call overhead): each
 layer was timed in its own call, so a plain sum would count the overhead of a
-call once per layer. A calibrated table (`rlnas.hardware.calibration`) scales
-each layer (by its kind, or all alike) and adds a constant.
+call once per layer. A table calibrated by an earlier release
+(`rlnas.hardware.calibration`) scales each layer (by its kind, or all alike) and
+adds a constant.
 """
 
 from __future__ import annotations
@@ -285,15 +286,6 @@ def profile_command(meta: TableMeta) -> str:
         f"rlnas profile --device {meta.device} --precision {meta.precision} "
         f"--space {meta.space} --resolution {meta.resolution} --batch {meta.batch}"
     )
-
-
-def save_calibration(path: Path, calibration: Calibration | None) -> None:
-    """Stores (or with None removes) a table's calibration; its rows are rewritten unchanged."""
-    table = load_table(path)
-    meta = dataclasses.replace(
-        table.meta, calibration="" if calibration is None else calibration.to_json()
-    )
-    save_table(meta, table.frame, Path(path))
 
 
 def rows_frame(records: list[dict[str, object]]) -> pd.DataFrame:

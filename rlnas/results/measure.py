@@ -267,7 +267,10 @@ def measure_run(
                 "p90_ms": max(t.p90_ms for t in timing.passes),
                 "spread_pct": timing.spread_pct,
                 "error_pct": (predicted / timing.median_ms - 1) * 100,
-                "calibrated": bool(table is not None and table.calibration is not None),
+                "calibrated": bool(
+                    table is not None
+                    and (table.calibration is not None or table.meta.source == "fitted")
+                ),
                 "created": created,
             }
         )

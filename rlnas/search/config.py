@@ -59,9 +59,11 @@ class SearchConfig:
             predictor if a predictor file is given, benchmark if an accuracy file is,
             else proxy).
         predictor: A predictor file (`rlnas predictor fit`) for the predictor source.
-        calibrate: Calibrate a measured table from another host here on first use (about
-            30 s, once per host and table, stored in the user folder); with
-            --no-calibrate a warning names the command instead.
+        calibrate: Adapt a measured table from another host to this one on first use (once
+            per host and table, stored in the user folder); with --no-calibrate a warning
+            names the command instead.
+        calibration_seconds: Time cap of that first use: it times networks until the
+            held-out error reaches the measurement's own, or this many seconds.
         accuracy_file: Benchmark file of the benchmark accuracy source (arch_index or
             arch_str keyed, .parquet or .csv).
         accuracy_column: Its column.
@@ -105,6 +107,7 @@ class SearchConfig:
     accuracy_unit: str = "auto"
     predictor: Path | None = None
     calibrate: bool = True
+    calibration_seconds: float = 60.0
     latency: str | None = None
     latency_file: Path | None = None
     latency_column: str | None = None

@@ -330,11 +330,15 @@ def table_path(config: SearchConfig, space: Space) -> Path:
 
 
 def host_table(
-    config: SearchConfig, space: Space, progress: Callable[[int, int, str], None] | None = None
+    config: SearchConfig,
+    space: Space,
+    progress: Callable[[float, float, str], None] | None = None,
 ) -> HostTable:
     """The search's table as it predicts on this host (calibrated here on first use, see
     `rlnas.hardware.endtoend.table_for_host`)."""
-    return table_for_host(table_path(config, space), config.calibrate, progress)
+    return table_for_host(
+        table_path(config, space), config.calibrate, progress, config.calibration_seconds
+    )
 
 
 def _table_latency(config: SearchConfig, space: Space) -> LatencySource:
@@ -347,7 +351,7 @@ def _table_latency(config: SearchConfig, space: Space) -> LatencySource:
         )
     host = host_table(config, space)
     table = host.table
-    if table.meta.source != "measured":
+    if read_meta(path).source != "measured":
         warnings.warn(
             f"latencies come from the {table.meta.source} table {path.name} "
             f"({table.meta.host}); run `rlnas profile --device {table.meta.device}` on the "
