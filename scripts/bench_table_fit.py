@@ -178,7 +178,8 @@ def fbnet(splits: range, devices: list[str], prior: str, sizes: list[int]) -> No
     archs = [from_arch_str(s) for s in frame["arch_str"]]
     shipped = prior_tables(["auto"], get_space("fbnet"), 32)
     lines = ["| device | prior | N | Spearman | within 10% |", "| --- | --- | --- | --- | --- |"]
-    result: dict[str, object] = {"splits": [splits.start, splits.stop - 1]}
+    tag = f"splits {splits.start}-{splits.stop - 1}"
+    result: dict[str, object] = {}
     for column in devices:
         y = frame[column].to_numpy()
         priors = shipped + other_devices(frame, archs, column) if prior == "auto" else []
@@ -193,7 +194,7 @@ def fbnet(splits: range, devices: list[str], prior: str, sizes: list[int]) -> No
                 spearman.append(figures["spearman"])
                 within.append(figures["within_10pct"])
                 models.append(fit.model)
-            result[f"{column}_{prior}_{n}"] = {
+            result[f"{column} {prior} N={n} {tag}"] = {
                 "spearman": spearman,
                 "within_10pct": within,
                 "models": models,
