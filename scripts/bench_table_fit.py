@@ -51,7 +51,8 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 
 from rlnas.hardware.devices import cpu_name
 from rlnas.hardware.endtoend import NetworkTimer
-from rlnas.hardware.fit import PriorTable, fit_latencies, prior_tables
+from rlnas.hardware.features import PriorTable, prior_tables
+from rlnas.hardware.fit import fit_latencies
 from rlnas.hardware.table import load_table
 from rlnas.model.arch import Architecture
 from rlnas.model.fbnet import from_arch_str

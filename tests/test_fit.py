@@ -13,15 +13,15 @@ from typer.testing import CliRunner
 from rlnas.cli import app
 from rlnas.errors import ArchitectureError, RlnasError, TableError
 from rlnas.hardware.catalog import locate_table, shipped_tables_dir
-from rlnas.hardware.fit import (
+from rlnas.hardware.features import (
     PriorTable,
     cache_sizes,
     feature_models,
-    fit_latencies,
     operators,
     prior_tables,
-    read_timings,
 )
+from rlnas.hardware.fit import ADAPTATION_MODELS as ADAPTATION
+from rlnas.hardware.fit import fit_latencies, read_timings
 from rlnas.hardware.table import load_table
 from rlnas.model.arch import Architecture
 from rlnas.model.fbnet import from_arch_str
@@ -61,6 +61,22 @@ def test_a_sum_of_layers_is_recovered():
     predicted = np.array([result.predict_ms(a, 32) for a in archs[100:]])
     assert np.abs(predicted / truth[100:] - 1).max() < 0.01
     assert result.priors == () and result.model in ("work", "all")
+
+
+def test_a_table_must_earn_its_place_over_the_work_of_the_layers():
+    """A prior table that explains nothing the layers' work does not is not chosen: the work
+    alone comes first, and a later model must beat it by more than one standard error."""
+    space = get_space("nbmacro")
+    table = load_table(NBMACRO_TABLE)
+    rng = np.random.default_rng(3)
+    archs = [Architecture.from_index(int(i), space) for i in rng.choice(space.size, 60, False)]
+    y = np.array([table.raw_predict_ms(a) for a in archs]) * rng.normal(1, 0.02, 60)
+    noise = PriorTable(
+        "noise", dict(zip(table.keys(), rng.random(len(table)).tolist(), strict=True))
+    )
+    result = fit_latencies(archs, y, 32, [noise])
+    assert result.model == "work" and result.priors == ("noise",)
+    assert result.cv_models.keys() == {"work", "all"}
     assert result.cv_within10 == 1.0
     assert all(v >= 0 for v in result.latency.values()) and result.fixed_ms >= 0
 
@@ -120,7 +136,7 @@ def test_a_host_that_scales_the_table_is_an_affine_special_case():
     rng = np.random.default_rng(0)
     archs = [Architecture.sample(rng) for _ in range(60)]
     y = 1.3 * np.array([table.raw_predict_ms(a) for a in archs]) + 0.2
-    result = fit_latencies(archs[:20], y[:20], 224, [PriorTable.of(table)])
+    result = fit_latencies(archs[:20], y[:20], 224, [PriorTable.of(table)], models=ADAPTATION)
     assert result.model == "scale" and np.isinf(result.lam)
     assert result.weights["cpu_fp32_mobilenet_224_b1"] == pytest.approx(1.3, rel=0.01)
     predicted = np.array([result.predict_ms(a, 224) for a in archs[20:]])
@@ -134,7 +150,7 @@ def test_a_host_with_other_relative_speeds_per_kind_is_found_from_30_networks():
     rng = np.random.default_rng(1)
     archs = [Architecture.sample(rng) for _ in range(130)]
     y = _kind_timings(table, archs, {"ir_se": 1.5})
-    result = fit_latencies(archs[:30], y[:30], 224, [PriorTable.of(table)])
+    result = fit_latencies(archs[:30], y[:30], 224, [PriorTable.of(table)], models=ADAPTATION)
     assert result.model in ("kinds", "all")
     assert result.cv_models["kinds"] < result.cv_models["scale"] / 3
     predicted = np.array([result.predict_ms(a, 224) for a in archs[30:]])

@@ -103,7 +103,7 @@ def count(n: int) -> str:
     return f"{n:,}" if n < 10**9 else f"{n:.3e}"
 
 
-class Format(enum.StrEnum):
+class Format(str, enum.Enum):
     """How a listing is printed: a table for people, CSV or JSON for programs."""
 
     table = "table"

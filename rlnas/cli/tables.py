@@ -248,10 +248,10 @@ def tables_fit(
     from rlnas.files import check_output
     from rlnas.hardware.bundle import read_results
     from rlnas.hardware.catalog import user_tables_dir
+    from rlnas.hardware.features import prior_tables
     from rlnas.hardware.fit import (
         decode_timings,
         fit_latencies,
-        prior_tables,
         read_timings,
         write_fitted_table,
     )

@@ -48,7 +48,7 @@ class Calibration:
     backend_version: str = ""
     host: str = ""
     created: str = field(
-        default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     )
     kind_scales: dict[str, float] = field(default_factory=dict)
 

@@ -31,12 +31,12 @@ from rlnas.hardware.devices import (
     measuring_host,
     resolve_precision,
 )
+from rlnas.hardware.features import PriorTable, prior_tables
 from rlnas.hardware.fit import (
+    ADAPTATION_MODELS,
     MIN_NETWORKS,
     FitResult,
-    PriorTable,
     fit_latencies,
-    prior_tables,
     write_fitted_table,
 )
 from rlnas.hardware.host import fingerprint, host_fit_path, load_host_fit, measured_here
@@ -130,6 +130,11 @@ class NetworkTimer:
 
 MIN_ARCHS = 20
 CHECK_EVERY = 5
+# A first use stops early only where its table has also settled: its predictions of 100
+# other networks moved by less than this (mean, %) since the previous check. Where the
+# timings are noisy, the error reaches their floor early and the table is still moving.
+SETTLED_PCT = 1.0
+PROBES = 100
 
 
 @dataclass(frozen=True)
@@ -187,10 +192,11 @@ def adapt(
     priors: Sequence[PriorTable] | None = None,
 ) -> Adaptation:
     """Times seeded random networks of the table's space with `timer` until the fit's
-    held-out error reaches the measurement's own (pass against pass), or `seconds` have
-    passed (the fit is checked every few networks from `min_archs` on), and fits a table to
-    them (`rlnas.hardware.fit`). The priors are the table, then every other table of its
-    space and resolution (or `priors`, after the table)."""
+    held-out error reaches the measurement's own (pass against pass) and the fitted table
+    has settled (`SETTLED_PCT`), or `seconds` have passed (the fit is checked every few
+    networks from `min_archs` on), and fits a table to them (`rlnas.hardware.fit`). The
+    priors are the table, then every other table of its space and resolution (or `priors`,
+    after the table)."""
     started = time.perf_counter()
     meta = table.meta
     space = get_space(meta.space)
@@ -202,6 +208,9 @@ def adapt(
     everything = [PriorTable.of(table), *priors]
     caches = json.loads(timer.fingerprint)["caches"] if timer.fingerprint else ""
     rng = np.random.default_rng(seed)
+    probe_rng = np.random.default_rng(seed + 1)
+    probes = [Architecture.sample(probe_rng, space) for _ in range(PROBES)]
+    previous: np.ndarray | None = None
     archs: list[Architecture] = []
     first: list[float] = []
     second: list[float] = []
@@ -231,8 +240,13 @@ def adapt(
         if last or check:
             floor = _floor_pct(frame, passes)
             measured = frame["measured_ms"].to_numpy()
-            fit = fit_latencies(archs[:done], measured, meta.resolution, everything, caches)
-            if last or fit.cv_mape <= floor:
+            fit = fit_latencies(
+                archs[:done], measured, meta.resolution, everything, caches, ADAPTATION_MODELS
+            )
+            predicted = np.array([fit.predict_ms(a, meta.resolution) for a in probes])
+            moved = np.inf if previous is None else 100 * np.mean(np.abs(predicted / previous - 1))
+            previous = predicted
+            if last or (fit.cv_mape <= floor and moved <= SETTLED_PCT):
                 seconds_taken = time.perf_counter() - started
                 return Adaptation(meta, fit, frame, floor, seconds_taken)
         if progress is not None:

@@ -7,16 +7,8 @@ table predicts them:
     latency(network) = fixed + sum over its layers of t(layer)
 
 The layers outnumber the timed networks, so each t is pulled toward a prior t0 built
-from what is known of the layer, its features:
-
-- its latency in each prior table: the shipped tables, the user's, fitted tables of
-  other devices, all of the same space and resolution (a table that lacks some
-  layers is completed from its own ratio to the layers' work, below);
-- the first prior table's latency split by layer kind (`layer_kind`: op, SE or not);
-- its work: MACs, operators (its primitive operations: convolutions with their BN,
-  standalone activations, SE, pooling, the residual sum) and the elements they write;
-- its memory: weight and activation bytes, and with a host's caches (a CPU
-  fingerprint) the bytes of its working set beyond the L2 and beyond the L3.
+from what is known of the layer (`rlnas.hardware.features`): its latency in known
+tables, its work and its memory.
 
 A prior model is a set of features, combined with weights w >= 0 fitted (NNLS) on the
 timings' relative error: `scale` (the first prior table alone: the affine
@@ -31,65 +23,44 @@ Both terms are shares of a network's latency, so lambda has no units. It is solv
 closed form through the networks' Gram matrix (one eigendecomposition per fold
 serves every model and every lambda), and negative latencies are set to 0.
 lambda = inf keeps the prior model as it is, so the affine and per-kind calibrations
-are special cases. The model and lambda are chosen together by 5-fold
-cross-validation (mean absolute percentage error); the cross-validated errors at the
-choice are what the table's metadata reports. Layers no timed network contains keep
-their t0.
+are special cases. Model and lambda are chosen by 5-fold cross-validation (mean
+absolute percentage error): each model at its best lambda, then the first model in an
+order of preference (`MODELS`: the work alone first, so a table must earn its place;
+`ADAPTATION_MODELS`: the measured table scaled first) whose error is within one
+standard error of the best. The cross-validated errors at the choice are what the
+table's metadata reports. Layers no timed network contains keep their t0.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import torch
 from scipy.optimize import nnls
-from torch import nn
 
-from rlnas.errors import ArchitectureError, RlnasError, TableError
-from rlnas.hardware.calibration import layer_kind
-from rlnas.hardware.catalog import find_tables, resolve_table
-from rlnas.hardware.table import LatencyTable, TableMeta, figure_rows, load_table, save_table
+from rlnas.errors import ArchitectureError, RlnasError
+from rlnas.hardware.features import PriorTable, feature_models
+from rlnas.hardware.table import TableMeta, figure_rows, save_table
 from rlnas.model.arch import Architecture
 from rlnas.model.layers import arch_layers, enumerate_layers
 from rlnas.model.ops import (
     LayerKey,
-    get_op,
-    input_shapes,
-    layer_macs,
-    layer_params,
-    layer_primitives,
 )
 from rlnas.model.space import Space
 
 LAMBDAS = (*(10.0 ** (e / 2) for e in range(-8, 9)), math.inf)
 FOLDS = 5
 MIN_NETWORKS = 5
-MODELS = ("scale", "kinds", "tables", "work", "all")
+# The prior models in order of preference: `tables fit` keeps the layers' work unless a table
+# earns its place; a host adaptation starts from the measured table.
+MODELS = ("work", "all")
+ADAPTATION_MODELS = ("scale", "kinds", "all")
 TIE = 1e-6  # cross-validated MAPEs closer than this (as a fraction) are a tie
-BYTES_PER_ELEMENT = 4  # fp32 activations and weights: the working set a CPU's caches see
-
-
-@dataclass(frozen=True)
-class PriorTable:
-    """One known table as a prior: its name and each layer's latency inside a network."""
-
-    name: str
-    latency: Mapping[LayerKey, float]
-
-    @classmethod
-    def of(cls, table: LatencyTable) -> PriorTable:
-        return cls(
-            table.meta.name,
-            {k: float(table.net_latency[row]) for k, row in table.index.items()},
-        )
 
 
 @dataclass(frozen=True)
@@ -133,101 +104,6 @@ class FitResult:
             f"cross-validation: MAPE {self.cv_mape:.1f}%, {100 * self.cv_within10:.0f}% "
             f"within +-10% (each model's MAPE: {models})"
         )
-
-
-@functools.cache
-def operators(key: LayerKey) -> tuple[int, int]:
-    """(operators, elements) of one layer: its primitive operations (`layer_primitives`:
-    convolutions with their BN, standalone activations, SE, pooling, shuffles, the residual
-    sum) and the elements they write. Ops the primitives do not cover (NAS-Bench-201's) are
-    counted on their torch module instead, run on the meta device: its modules other than
-    identities plus its residual sum, and what they write."""
-    if get_op(key.op).primitives is not None and key.h == key.w:
-        ops = layer_primitives(key)
-        return len(ops), sum(op.out_elems or op.macs for op in ops)
-    with torch.device("meta"):
-        module = get_op(key.op).build(key)
-        leaves = [
-            m for m in module.modules() if not list(m.children()) and not isinstance(m, nn.Identity)
-        ]
-        written: list[int] = []
-        hooks = [m.register_forward_hook(lambda m, i, o: written.append(o.numel())) for m in leaves]
-        output = module(*(torch.empty(shape) for shape in input_shapes(key)))
-        for hook in hooks:
-            hook.remove()
-    residual = bool(getattr(module, "residual", False))
-    return len(leaves) + residual, sum(written) + residual * output.numel()
-
-
-def cache_sizes(caches: str) -> dict[str, int]:
-    """Bytes per cache level of a fingerprint's `caches` ('L1d 48K, L2 2048K, L3 107520K')."""
-    sizes: dict[str, int] = {}
-    for level, number, unit in re.findall(r"(L\d)[di]?\s+(\d+)\s*([KMG]?)", caches):
-        scale = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}[unit]
-        sizes[level] = max(sizes.get(level, 0), int(number) * scale)
-    return sizes
-
-
-def _work(keys: Sequence[LayerKey]) -> np.ndarray:
-    macs = [float(layer_macs(k)) for k in keys]
-    ops, elements = np.array([operators(k) for k in keys], dtype=np.float64).reshape(-1, 2).T
-    return np.column_stack([macs, ops, elements])
-
-
-def _memory(keys: Sequence[LayerKey], caches: str) -> tuple[list[str], np.ndarray]:
-    weights = np.array([layer_params(k) for k in keys], dtype=np.float64) * BYTES_PER_ELEMENT
-    inputs = [sum(int(np.prod(s)) for s in input_shapes(k)) for k in keys]
-    written = np.array([operators(k)[1] for k in keys], dtype=np.float64)
-    activations = (np.array(inputs, dtype=np.float64) + written) * BYTES_PER_ELEMENT
-    names, columns = ["weight_bytes", "activation_bytes"], [weights, activations]
-    working_set = weights + activations
-    for level, size in sorted(cache_sizes(caches).items()):
-        if level in ("L2", "L3"):
-            names.append(f"bytes_beyond_{level}")
-            columns.append(np.maximum(working_set - size, 0.0))
-    return names, np.column_stack(columns)
-
-
-def _complete(prior: PriorTable, keys: Sequence[LayerKey], work: np.ndarray) -> np.ndarray | None:
-    """The prior's latency of each key; keys it lacks get its own fitted ratio to their work
-    (None where it shares fewer than 3 layers with `keys`)."""
-    known = np.array([k in prior.latency for k in keys])
-    column = np.array([prior.latency.get(k, 0.0) for k in keys])
-    if known.all():
-        return column
-    if known.sum() < 3:
-        return None
-    norm = work[known].max(axis=0)
-    norm[norm == 0] = 1.0
-    ratio, _ = nnls(work[known] / norm, column[known])
-    column[~known] = work[~known] / norm @ ratio
-    return column
-
-
-def feature_models(
-    keys: Sequence[LayerKey], priors: Sequence[PriorTable] = (), caches: str = ""
-) -> dict[str, tuple[list[str], np.ndarray]]:
-    """Each prior model's features: names, and one row per key (see the module docstring)."""
-    work = _work(keys)
-    usable = [(p.name, c) for p in priors if (c := _complete(p, keys, work)) is not None]
-    models: dict[str, tuple[list[str], np.ndarray]] = {}
-    if usable:
-        first_name, first = usable[0]
-        models["scale"] = ([first_name], first[:, None])
-        kinds = sorted({layer_kind(k) for k in keys})
-        if len(kinds) > 1:
-            of_kind = np.array([[layer_kind(k) == kind for kind in kinds] for k in keys])
-            models["kinds"] = ([f"{first_name}[{k}]" for k in kinds], first[:, None] * of_kind)
-        if len(usable) > 1:
-            models["tables"] = ([n for n, _ in usable], np.column_stack([c for _, c in usable]))
-    work_names = ["macs", "operators", "elements"]
-    models["work"] = (work_names, work)
-    memory_names, memory = _memory(keys, caches)
-    models["all"] = (
-        [n for n, _ in usable] + work_names + memory_names,
-        np.column_stack([c for _, c in usable] + [work, memory]),
-    )
-    return models
 
 
 def layer_counts(
@@ -278,7 +154,9 @@ def fit_latencies(
         priors: Known tables of the space at this resolution; the first is the one a
             calibration scales.
         caches: A CPU host's caches (its fingerprint's `caches`), for the memory features.
-        models: The prior models to choose among.
+        models: The prior models to choose among, in order of preference: a later one is
+            chosen only where its cross-validated error is lower than every earlier one's by
+            more than one standard error.
         progress: Called with (folds done, folds).
 
     Raises:
@@ -302,10 +180,18 @@ def fit_latencies(
             progress(fold + 1, folds.max() + 1)
     errors = {m: np.abs(p / y - 1) for m, p in predicted.items()}
     scores = {(m, i): float(e[i].mean()) for m, e in errors.items() for i in range(len(LAMBDAS))}
-    # Among the choices within a hair of the best, the first model and the strongest pull.
-    best = min(scores.values())
-    tied = [c for c in scores if scores[c] <= best + TIE]
-    model, at = min(tied, key=lambda c: (MODELS.index(c[0]), -LAMBDAS[c[1]]))
+    # Each model at its best lambda (the strongest pull among near ties); then the first
+    # model, in `models`' order, within one standard error of the best of all.
+    at_best = {}
+    for m in candidates:
+        low = min(scores[(m, i)] for i in range(len(LAMBDAS)))
+        at_best[m] = max(i for i in range(len(LAMBDAS)) if scores[(m, i)] <= low + TIE)
+    leader = min(candidates, key=lambda m: scores[(m, at_best[m])])
+    spread = errors[leader][at_best[leader]]
+    margin = float(spread.std(ddof=1) / np.sqrt(len(y))) if len(y) > 1 else 0.0
+    limit = scores[(leader, at_best[leader])] + max(margin, TIE)
+    model = next(m for m in models if m in candidates and scores[(m, at_best[m])] <= limit)
+    at = at_best[model]
     names, features = candidates[model]
     fixed0, t0, weights = _prior(counts, y, features)
     theta = _Ridge(counts, y).solve(fixed0, t0, (LAMBDAS[at],))[:, 0]
@@ -423,45 +309,6 @@ def decode_timings(
                 "pass --duplicates median to take their median"
             )
     return list(archs), np.array([float(np.median(v)) for v in archs.values()])
-
-
-def prior_tables(
-    names: Sequence[str], space: Space, resolution: int, exclude: Sequence[Path] = ()
-) -> list[PriorTable]:
-    """The prior tables of a fit: `macs` (none), `auto` (every known table of the space at
-    this resolution, the user's and the shipped), or tables by name or file.
-
-    Raises:
-        TableError: A named table is of another space or resolution, or unreadable.
-    """
-    priors: list[PriorTable] = []
-    skip = {Path(p).resolve() for p in exclude}
-    for name in names:
-        if name == "macs":
-            continue
-        if name == "auto":
-            for _, path in find_tables():
-                if path.resolve() in skip:
-                    continue
-                try:
-                    table = load_table(path)
-                    table.check_space(space, resolution)
-                except TableError:
-                    continue  # another space, resolution or a broken file: not a prior
-                priors.append(PriorTable.of(table))
-            continue
-        table = load_table(resolve_table(name))
-        try:
-            table.check_space(space, resolution)
-        except TableError:
-            raise TableError(
-                f"prior table {table.path} is for space '{table.meta.space}' at "
-                f"{table.meta.resolution}px, not '{space.name}' at {resolution}px; give a table "
-                "of the timings' space and resolution, or --prior auto"
-            ) from None
-        priors.append(PriorTable.of(table))
-    unique = {p.name: p for p in priors}  # a user's table hides a shipped one of its name
-    return list(unique.values())
 
 
 def write_fitted_table(

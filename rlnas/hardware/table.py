@@ -114,7 +114,7 @@ class TableMeta:
     method: str
     overhead_ms: float
     created: str = field(
-        default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     )
     rlnas_version: str = field(default_factory=lambda: _rlnas_version())
     schema_version: int = SCHEMA_VERSION

@@ -23,7 +23,7 @@ import hashlib
 import importlib
 import json
 import math
-import tomllib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -31,6 +31,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, as a package
+    import tomli as tomllib
 
 from rlnas.errors import ArchitectureError, LayerError, SpaceError, did_you_mean, unknown
 

@@ -232,7 +232,7 @@ def measure_run(
         if out.is_file()
         else pd.DataFrame(columns=KEY_COLUMNS)
     )
-    created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     rows: list[dict[str, object]] = []
     tables: dict[Path, LatencyTable] = {}
     for done, entry in enumerate(entries, 1):
