@@ -235,7 +235,9 @@ def adapt(
         )
         frame["measured_ms"] = (frame["pass1_ms"] + frame["pass2_ms"]) / 2
         elapsed = time.perf_counter() - started
-        last = (elapsed >= seconds and done >= MIN_NETWORKS) or done == max_archs
+        # the cap holds if the next network, as long as the average one, would pass it
+        ahead = elapsed * (len(archs) + 1) / len(archs)
+        last = (ahead > seconds and done >= MIN_NETWORKS) or done == max_archs
         check = done >= max(min_archs, MIN_NETWORKS) and done % CHECK_EVERY == 0
         if last or check:
             floor = _floor_pct(frame, passes)
