@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import kendalltau
+from bench_fidelity import agreement  # scripts/ is on the path of a script run from it
 
 from rlnas.hardware.devices import cpu_name
 from rlnas.hardware.endtoend import NetworkTimer, adapt
@@ -58,17 +58,6 @@ LOAD = (
     "a = np.ones(64 * 2**20 // 8); b = np.empty_like(a)\n"
     "while True: np.copyto(b, a); np.copyto(a, b)\n"
 )
-
-
-def agreement(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
-    error = predicted / measured - 1
-    return {
-        "within_10pct": float(np.mean(np.abs(error) <= 0.10)),
-        "within_5pct": float(np.mean(np.abs(error) <= 0.05)),
-        "mape_pct": float(np.mean(np.abs(error)) * 100),
-        "mean_error_pct": float(np.mean(error) * 100),
-        "kendall_tau": float(kendalltau(predicted, measured)[0]),
-    }
 
 
 def profiled(device: str, threads: int) -> Path:

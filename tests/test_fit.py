@@ -273,3 +273,17 @@ def test_cli_refuses_a_device_name_that_cannot_name_a_file(fbnet, tmp_path):
     )
     assert result.exit_code != 0
     assert "--device 'My GPU' must be lower-case" in result.output
+
+
+def test_a_users_table_hides_the_shipped_one_of_its_name_among_the_priors():
+    from rlnas.hardware.catalog import user_tables_dir
+    from rlnas.hardware.table import save_table
+
+    shipped = load_table(NBMACRO_TABLE)
+    mine = shipped.frame.copy()
+    mine["latency_ms"] *= 2
+    user_tables_dir().mkdir(parents=True, exist_ok=True)
+    save_table(shipped.meta, mine, user_tables_dir() / NBMACRO_TABLE.name)
+    (prior,) = prior_tables(["auto"], get_space("nbmacro"), 32)
+    key = next(iter(prior.latency))
+    assert prior.latency[key] > 1.5 * shipped.net_latency[shipped.index[key]]

@@ -212,10 +212,12 @@ def adapt(
     probes = [Architecture.sample(probe_rng, space) for _ in range(PROBES)]
     previous: np.ndarray | None = None
     archs: list[Architecture] = []
+    raw: list[float] = []
     first: list[float] = []
     second: list[float] = []
     while True:
         archs.append(Architecture.sample(rng, space))
+        raw.append(table.raw_predict_ms(archs[-1]))
         first.append(timer.time(archs[-1], meta.resolution, meta.batch, 1).median_ms)
         if passes < 2:
             second.append(first[-1])
@@ -225,21 +227,21 @@ def adapt(
             # better than the network's timings do, and would put the floor too low.
             second.append(timer.time(archs[-2], meta.resolution, meta.batch, 1).median_ms)
         done = len(second)  # networks with every pass timed
-        frame = pd.DataFrame(
-            {
-                "arch": [str(a) for a in archs[:done]],
-                "raw_predicted_ms": [table.raw_predict_ms(a) for a in archs[:done]],
-                "pass1_ms": first[:done],
-                "pass2_ms": second,
-            }
-        )
-        frame["measured_ms"] = (frame["pass1_ms"] + frame["pass2_ms"]) / 2
         elapsed = time.perf_counter() - started
         # the cap holds if the next network, as long as the average one, would pass it
         ahead = elapsed * (len(archs) + 1) / len(archs)
         last = (ahead > seconds and done >= MIN_NETWORKS) or done == max_archs
         check = done >= max(min_archs, MIN_NETWORKS) and done % CHECK_EVERY == 0
         if last or check:
+            frame = pd.DataFrame(
+                {
+                    "arch": [str(a) for a in archs[:done]],
+                    "raw_predicted_ms": raw[:done],
+                    "pass1_ms": first[:done],
+                    "pass2_ms": second,
+                }
+            )
+            frame["measured_ms"] = (frame["pass1_ms"] + frame["pass2_ms"]) / 2
             floor = _floor_pct(frame, passes)
             measured = frame["measured_ms"].to_numpy()
             fit = fit_latencies(

@@ -28,7 +28,7 @@ from torch import nn
 from rlnas.errors import TableError
 from rlnas.hardware.calibration import layer_kind
 from rlnas.hardware.catalog import find_tables, resolve_table
-from rlnas.hardware.table import LatencyTable, load_table
+from rlnas.hardware.table import LatencyTable, load_table, read_meta
 from rlnas.model.ops import (
     LayerKey,
     get_op,
@@ -140,8 +140,6 @@ def feature_models(
         if len(kinds) > 1:
             of_kind = np.array([[layer_kind(k) == kind for kind in kinds] for k in keys])
             models["kinds"] = ([f"{first_name}[{k}]" for k in kinds], first[:, None] * of_kind)
-        if len(usable) > 1:
-            models["tables"] = ([n for n, _ in usable], np.column_stack([c for _, c in usable]))
     work_names = ["macs", "operators", "elements"]
     models["work"] = (work_names, work)
     memory_names, memory = _memory(keys, caches)
@@ -170,12 +168,13 @@ def prior_tables(
             for _, path in find_tables():
                 if path.resolve() in skip:
                     continue
-                try:
-                    table = load_table(path)
-                    table.check_space(space, resolution)
+                try:  # the metadata alone first: most tables are of other spaces
+                    meta = read_meta(path)
+                    if meta.space_digest != space.digest or meta.resolution != resolution:
+                        continue
+                    priors.append(PriorTable.of(load_table(path)))
                 except TableError:
-                    continue  # another space, resolution or a broken file: not a prior
-                priors.append(PriorTable.of(table))
+                    continue  # a broken file: not a prior
             continue
         table = load_table(resolve_table(name))
         try:
@@ -187,5 +186,7 @@ def prior_tables(
                 "of the timings' space and resolution, or --prior auto"
             ) from None
         priors.append(PriorTable.of(table))
-    unique = {p.name: p for p in priors}  # a user's table hides a shipped one of its name
+    unique: dict[str, PriorTable] = {}
+    for prior in priors:  # the user's come first: one hides a shipped table of its name
+        unique.setdefault(prior.name, prior)
     return list(unique.values())

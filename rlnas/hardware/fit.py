@@ -12,8 +12,8 @@ tables, its work and its memory.
 
 A prior model is a set of features, combined with weights w >= 0 fitted (NNLS) on the
 timings' relative error: `scale` (the first prior table alone: the affine
-calibration), `kinds` (a scale per layer kind: the per-kind calibration), `tables`
-(every prior table), `work` (no table: MACs, operators, elements) and `all`. Then a
+calibration), `kinds` (a scale per layer kind: the per-kind calibration), `work` (no
+table: MACs, operators, elements) and `all` (every feature). Then a
 ridge toward t0 = features @ w:
 
     minimise sum over networks ((prediction - latency) / latency)^2
@@ -72,7 +72,7 @@ class FitResult:
         fixed_ms: The fixed cost of a network (the call, input and output).
         networks: How many timed networks it was fitted on.
         priors: The prior tables, by name (none: the layers' work alone).
-        model: The prior model chosen (`scale`, `kinds`, `tables`, `work` or `all`).
+        model: The prior model chosen (`scale`, `kinds`, `work` or `all`).
         weights: The chosen model's feature weights (ms per unit of each feature).
         lam: The ridge weight chosen by cross-validation (inf: the prior model as is).
         cv_mape: Cross-validated mean absolute percentage error (%) at that choice.
