@@ -3,11 +3,14 @@
     python scripts/bench_fidelity.py --device cpu --archs 200
     python scripts/bench_fidelity.py --device intel-cpu --archs 200
     python scripts/bench_fidelity.py --device cpu --archs 100 --host   # a fresh host
+    python scripts/bench_fidelity.py --device cuda --space nbmacro --table T.parquet --archs 50
 
 With `--host`, the table predicts as rlnas predicts on this host: a table
 measured on another host is first calibrated here (the run `rlnas` makes on
 first use, timed and included; its networks are seed 2026, not the ones
-scored), and the figures go to `..._host.json`.
+scored), and the figures go to `..._host.json`. `--table` names a table file
+(a freshly profiled one, say) instead of the device's table in the catalog; a
+table with no stored calibration is scored by its raw sum alone.
 
 Takes `--archs` seeded random architectures of the default space, predicts
 each from the device's table (raw sum, and with the table's stored
@@ -68,10 +71,14 @@ def main() -> None:
         action="store_true",
         help="predict as rlnas does on this host: calibrate here on first use (timed)",
     )
+    parser.add_argument("--table", type=Path, help="a table file (default: the catalog's)")
     args = parser.parse_args()
 
     space = get_space(args.space)
-    _, path = locate_table(args.device, args.precision, space.name, space.resolution)
+    if args.table is not None:
+        path = args.table
+    else:
+        _, path = locate_table(args.device, args.precision, space.name, space.resolution)
     table = load_table(path)
     calibration_run_s = 0.0
     if args.host:
@@ -79,8 +86,6 @@ def main() -> None:
         started = time.perf_counter()
         table = table_for_host(path).table
         calibration_run_s = time.perf_counter() - started
-    if table.calibration is None:
-        raise SystemExit(f"{path} is not calibrated: run `rlnas tables calibrate {path}` first")
     timer = NetworkTimer(args.device, args.precision, threads=table.meta.threads or 1)
     rng = np.random.default_rng(args.seed)
     archs = [Architecture.sample(rng, space) for _ in range(args.archs)]
@@ -109,6 +114,7 @@ def main() -> None:
             f"python scripts/bench_fidelity.py --device {args.device} --precision "
             f"{args.precision} --space {space.name} --archs {args.archs} --seed {args.seed}"
             + (" --host" if args.host else "")
+            + (f" --table {args.table}" if args.table else "")
         ),
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{cpu_name()}, {platform.machine()}",
@@ -117,7 +123,7 @@ def main() -> None:
         "threads": timer.threads,
         "archs": args.archs,
         "wall_s": round(time.perf_counter() - start, 1),
-        "calibration": table.calibration.describe(),
+        "calibration": table.calibration.describe() if table.calibration else "none",
         "calibration_run_s": round(calibration_run_s, 1),
         "measured_ms_range": [float(measured.min()), float(measured.max())],
         "raw": agreement(frame["raw_predicted_ms"].to_numpy(), measured),

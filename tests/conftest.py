@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,12 @@ from hypothesis import settings
 settings.register_profile("rlnas", deadline=None, max_examples=50)
 settings.load_profile("rlnas")
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# `../shared/data` beside the repository; RLNAS_SHARED_DATA names it elsewhere (on a lent GPU
+# machine, where only the repository travels).
+SHARED_DATA = Path(
+    os.environ.get("RLNAS_SHARED_DATA")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "data"
+)
 
 
 @pytest.fixture(scope="session")

@@ -26,10 +26,13 @@ def usable(name: str) -> str | None:
 
 def cases():
     precisions = {d.backend: d.precisions for d in DEVICES.values()}
+    gpu = {d.backend for d in DEVICES.values() if d.gpu}
     for name in backend_names():
         reason = usable(name)
         for precision in precisions[name]:
             marks = [pytest.mark.skipif(reason is not None, reason=reason or "")]
+            if name in gpu:
+                marks.append(pytest.mark.cuda)
             if name == "openvino" and precision == "int8":
                 marks.append(
                     pytest.mark.skipif(
