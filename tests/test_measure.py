@@ -342,3 +342,37 @@ def test_cli_tables_calibrate_says_in_one_line_how_far_it_got(tmp_path, table_me
     )
     assert shown.exit_code == 0, shown.output
     assert "adapted to this host from" in shown.output
+
+
+def test_a_gpu_table_is_recognised_on_its_own_gpu(tmp_path, table_measured_here, monkeypatch):
+    """A GPU table's host is the GPU (nvidia-smi's name or a Jetson's model), not the CPU:
+    on the same GPU it is this host's own; on another one it is adapted under its own name."""
+    import json
+
+    from rlnas.hardware import host
+
+    here = load_table(table_measured_here)
+    meta = dataclasses.replace(
+        here.meta, device="cuda", host="NVIDIA H200", host_fingerprint='{"gpu": "NVIDIA H200"}'
+    )
+    monkeypatch.setattr(host, "gpu_names", lambda: ("NVIDIA H200",))
+    assert host.fingerprint(gpu=True) == json.loads(meta.host_fingerprint)
+    assert host.measured_here(meta)
+    on_h200 = host.host_fit_path(meta)
+    monkeypatch.setattr(host, "gpu_names", lambda: ("Tesla T4",))
+    assert not host.measured_here(meta)
+    assert host.host_fit_path(meta) != on_h200
+    # The CPU's fingerprint never stands for a GPU table's host.
+    cpu_meta = dataclasses.replace(meta, host_fingerprint=json.dumps(host.fingerprint()))
+    assert not host.measured_here(cpu_meta)
+
+
+def test_jetson_model_comes_from_the_device_tree(tmp_path, monkeypatch):
+    from rlnas.hardware import devices
+
+    model = tmp_path / "model"
+    model.write_bytes(b"NVIDIA Jetson Xavier NX Developer Kit\x00")
+    monkeypatch.setattr(devices, "DEVICE_TREE_MODEL", model)
+    assert devices.jetson_model() == "NVIDIA Jetson Xavier NX Developer Kit"
+    model.write_bytes(b"Raspberry Pi 4 Model B\x00")
+    assert devices.jetson_model() == ""

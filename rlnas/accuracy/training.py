@@ -135,6 +135,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=device == "cuda")
         self.steps_per_epoch = len(self.split.train_y) // recipe.batch_size
         self.history: list[EpochResult] = []
+        self._norm: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # --- the folder ------------------------------------------------------------------------
 
@@ -225,9 +226,11 @@ class Trainer:
         return self.history
 
     def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        if self._norm is None:
+            self._norm = (self.split.mean.to(self.device), self.split.std.to(self.device))
+        mean, std = self._norm
         x = x.to(self.device, non_blocking=True).float().div_(255.0)
-        x = (x - self.split.mean.to(self.device)) / self.split.std.to(self.device)
-        return x.contiguous(memory_format=torch.channels_last)
+        return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
 
     def _epoch(self, epoch: int, progress: EpochProgress | None) -> EpochResult:
         recipe, split = self.recipe, self.split
@@ -235,7 +238,11 @@ class Trainer:
         order = torch.randperm(len(split.train_y), generator=generator)
         self.model.train()
         started = time.perf_counter()
-        total_loss, correct, seen, lr = 0.0, 0, 0, 0.0
+        # Summed on the device and read once per epoch: a read per step would make the
+        # host wait for the GPU at every step.
+        total_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        seen, lr = 0, 0.0
         for step in range(self.steps_per_epoch):
             index = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
             lr = lr_at(epoch * self.steps_per_epoch + step, self.steps_per_epoch, recipe)
@@ -249,8 +256,8 @@ class Trainer:
         val_loss, val_top1 = self.evaluate()
         return EpochResult(
             epoch + 1,
-            total_loss / seen,
-            correct / seen,
+            float(total_loss) / seen,
+            int(correct) / seen,
             val_loss,
             val_top1,
             lr,
@@ -260,9 +267,10 @@ class Trainer:
 
     def train_step(
         self, index: torch.Tensor, generator: torch.Generator, lr: float
-    ) -> tuple[float, int]:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step on the training images at `index` (augmented with `generator`);
-        returns the summed loss and the number of correct predictions."""
+        returns the summed loss and the number of correct predictions, as tensors on the
+        device (reading them waits for the step)."""
         x = self._inputs(augment(self.split.train_x[index], self.recipe.pad, generator))
         y = self.split.train_y[index].to(self.device)
         for group in self.optimizer.param_groups:
@@ -274,7 +282,7 @@ class Trainer:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return float(loss.detach()) * len(y), int((logits.argmax(1) == y).sum())
+        return loss.detach().double() * len(y), (logits.argmax(1) == y).sum()
 
     @torch.no_grad()
     def evaluate(

@@ -6,8 +6,9 @@ per element), whether it is a GPU, how its presence is probed, and the time a
 layer takes to profile. Adding a device or a backend means one entry in
 `DEVICES` (and, for a new backend, its module in `rlnas.hardware.backends`).
 
-Probes only look for packages (without importing them) and for the hardware,
-so listing devices stays fast on a machine without TensorRT or a GPU.
+Probes look for packages (without importing them) and for the hardware, so
+listing devices stays fast on a machine without TensorRT or a GPU; only where a
+GPU is found does a GPU probe ask torch whether it can use CUDA.
 """
 
 from __future__ import annotations
@@ -73,11 +74,21 @@ def _x86() -> str | None:
 
 def _jetson(model: str) -> Callable[[], str | None]:
     def probe() -> str | None:
-        path = Path("/proc/device-tree/model")
-        text = path.read_text(errors="ignore") if path.exists() else ""
-        return None if model in text else f"this machine is not a Jetson {model}"
+        if model not in jetson_model():
+            return f"this machine is not a Jetson {model}"
+        return _cuda_usable()
 
     return probe
+
+
+def _cuda_usable() -> str | None:
+    """Why this torch cannot run CUDA (a CPU build, say), or None when it can: the GPU
+    backends take their buffers, streams and events from torch."""
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    return f"this torch ({torch.__version__}) cannot use CUDA (a CPU build?); install a CUDA build"
 
 
 def _nvidia_gpu(model: str = "") -> Callable[[], str | None]:
@@ -87,7 +98,7 @@ def _nvidia_gpu(model: str = "") -> Callable[[], str | None]:
             return "no NVIDIA GPU found (nvidia-smi lists none)"
         if model and not any(model in g for g in gpus):
             return f"no {model} here (GPUs: {', '.join(gpus)})"
-        return None
+        return _cuda_usable()
 
     return probe
 
@@ -274,11 +285,25 @@ def resolve_precision(device: Device, precision: str | None) -> str:
     return precision
 
 
+DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
+
+
+def jetson_model() -> str:
+    """The Jetson's model from its device tree (e.g. 'NVIDIA Jetson Xavier NX Developer Kit'),
+    or "" on any other machine; a Jetson has no nvidia-smi."""
+    try:
+        model = DEVICE_TREE_MODEL.read_bytes().decode(errors="ignore").strip("\x00 \n")
+    except OSError:
+        return ""
+    return model if "Jetson" in model else ""
+
+
 @functools.cache
 def gpu_names() -> tuple[str, ...]:
-    """Names of the NVIDIA GPUs that nvidia-smi lists, or () if none."""
+    """Names of the NVIDIA GPUs that nvidia-smi lists, a Jetson's model, or () if none."""
     if shutil.which("nvidia-smi") is None:
-        return ()
+        jetson = jetson_model()
+        return (jetson,) if jetson else ()
     try:
         out = subprocess.run(
             ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],

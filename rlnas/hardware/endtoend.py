@@ -107,12 +107,12 @@ class NetworkTimer:
 
     @property
     def fingerprint(self) -> str:
-        """This host's fingerprint as tables store it (JSON; empty for a GPU device)."""
+        """This host's fingerprint as tables store it (JSON; the GPU's for a GPU device)."""
         return self.local_fingerprint(self.device)
 
     @staticmethod
     def local_fingerprint(device: Device) -> str:
-        return "" if device.gpu else json.dumps(fingerprint(), sort_keys=True)
+        return json.dumps(fingerprint(device.gpu), sort_keys=True)
 
     def time(
         self, arch: Architecture, resolution: int, batch: int = 1, passes: int = 2

@@ -4,8 +4,10 @@ A CPU model name does not identify the silicon: two "Intel(R) Xeon(R)
 Processor" hosts with different caches ran the same networks 27% apart
 (BENCHMARKS.md). A fingerprint records what decides layer latencies on a CPU:
 the model name, a digest of the ISA flags, the cache sizes and the number of
-cores. Tables profiled since this module existed carry it in their metadata
-(`host_fingerprint`); older ones do not, and count as measured elsewhere.
+cores. A GPU table's fingerprint is the GPU's model (nvidia-smi's name, or a
+Jetson's model from its device tree). Tables profiled since this module existed
+carry it in their metadata (`host_fingerprint`); older ones do not, and count as
+measured elsewhere.
 
 A measured table used on another host is adapted there once: whole networks
 timed end to end, and a table fitted to them with the measured one as its prior
@@ -25,7 +27,7 @@ from pathlib import Path
 
 from rlnas.errors import TableError
 from rlnas.files import rlnas_home
-from rlnas.hardware.devices import cpu_name
+from rlnas.hardware.devices import DEVICES, cpu_name, gpu_names
 from rlnas.hardware.table import LatencyTable, TableMeta, load_table
 
 
@@ -54,9 +56,17 @@ def _caches() -> str:
     return ", ".join(entries)
 
 
-def fingerprint() -> dict[str, str]:
-    """This host's CPU: model, ISA flags digest, caches, cores."""
+def fingerprint(gpu: bool = False) -> dict[str, str]:
+    """This host's CPU: model, ISA flags digest, caches, cores; with `gpu`, its GPU's model
+    (what decides a GPU table's latencies), or "" where none is found."""
+    if gpu:
+        return {"gpu": next(iter(gpu_names()), "")}
     return dict(_fingerprint())
+
+
+def measures_on_gpu(meta: TableMeta) -> bool:
+    """Whether the table's device is a GPU (its host is then the GPU, not the CPU)."""
+    return meta.device in DEVICES and DEVICES[meta.device].gpu
 
 
 @functools.cache
@@ -84,7 +94,7 @@ def measured_here(meta: TableMeta) -> bool:
     if not meta.host_fingerprint:
         return False
     try:
-        return bool(json.loads(meta.host_fingerprint) == fingerprint())
+        return bool(json.loads(meta.host_fingerprint) == fingerprint(measures_on_gpu(meta)))
     except json.JSONDecodeError:
         return False
 
@@ -98,7 +108,8 @@ def host_fit_path(meta: TableMeta) -> Path:
     """Where this host's adaptation of a table lives: a fitted table, one file per table build
     and host."""
     build = hashlib.sha256(meta.created.encode()).hexdigest()[:6]
-    return calibrations_dir() / f"{meta.name}-{build}@{host_id()}.parquet"
+    here = host_id(fingerprint(measures_on_gpu(meta)))
+    return calibrations_dir() / f"{meta.name}-{build}@{here}.parquet"
 
 
 def load_host_fit(meta: TableMeta) -> LatencyTable | None:

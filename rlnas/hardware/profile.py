@@ -265,7 +265,7 @@ class LayerTimer:
         self.backend = get_backend(device.backend, threads=config.threads)
         check_precision(self.backend, self.precision)
         self.version = self.backend.version()
-        self.fingerprint = "" if device.gpu else json.dumps(fingerprint(), sort_keys=True)
+        self.fingerprint = json.dumps(fingerprint(device.gpu), sort_keys=True)
         # The empty graph is timed in fp32: quantizing an identity is meaningless.
         self.overhead_precision = "fp32" if "fp32" in device.precisions else self.precision
         self.overheads: dict[tuple[int, ...], float] = {}
