@@ -80,3 +80,27 @@ def test_unknown_precision():
 def test_tensorrt_absent_is_one_clear_error():
     with pytest.raises(DeviceError, match=r"needs the Python package 'tensorrt'.*shipped table"):
         get_backend("tensorrt")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None, reason="TensorRT not installed")
+def test_tensorrt_imports_and_reports_its_version():
+    """Where `tensorrt` is installed (PyPI's tensorrt-cu12 installs on x86-64 without a GPU),
+    the backend module imports, knows the version's API, and refuses to run without CUDA."""
+    import tensorrt as trt
+
+    from rlnas.hardware.backends import tensorrt as backend
+
+    major = backend.major_version(trt.__version__)
+    assert major in (8, 10)
+    assert backend.network_flags(major) == (
+        0 if major >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    )
+    for version in ("11.0.0", "8.4.3", "7.2.3"):
+        with pytest.raises(DeviceError, match=f"TensorRT {version} is not supported"):
+            backend.major_version(version)
+    assert backend.major_version("8.5.2.2") == 8 and backend.major_version("10.3.0") == 10
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="sees none"):
+            get_backend("tensorrt")

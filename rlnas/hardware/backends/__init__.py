@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -61,6 +61,19 @@ class Workload:
             tuple(rng.standard_normal(x.shape).astype(np.float32) for x in self.inputs)
             for _ in range(batches)
         ]
+
+
+# GPU backends run a compiled model this long before it is timed, as trtexec does by default:
+# after a multi-second engine build a GPU's clocks take time to rise.
+WARMUP_MS = 200.0
+
+
+def warm_up(run: Callable[[], float], ms: float = WARMUP_MS) -> None:
+    """Calls `run()` (which returns its milliseconds) until `ms` have passed, at least 5 times."""
+    spent, count = 0.0, 0
+    while count < 5 or spent < ms:
+        spent += run()
+        count += 1
 
 
 class Compiled(Protocol):

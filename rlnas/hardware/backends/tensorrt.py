@@ -1,10 +1,16 @@
 """TensorRT: fp32, fp16 and int8 engines built from ONNX, timed with CUDA events.
 
-Written against the TensorRT 10 Python API (name-based I/O tensors,
-`execute_async_v3`). Device buffers and the stream come from PyTorch, so no
-other CUDA binding is needed. INT8 uses explicit quantization: the ONNX graph
-is first quantized to QDQ form (`rlnas.hardware.backends.quantize`), which TensorRT
-builds as an INT8 engine (implicit calibrators are deprecated in TensorRT 10).
+Written against the TensorRT 8.5 (JetPack 5) and 10.x Python APIs: both have
+name-based I/O tensors and `execute_async_v3`; 8.x parses ONNX only into a
+network created with the explicit-batch flag, which 10.x no longer has (it has
+no implicit batch). TensorRT 11 drops the FP16/INT8 builder flags, so it is
+refused. Device buffers and the stream come from PyTorch, so no other CUDA
+binding is needed. INT8 uses explicit quantization: the ONNX graph is first
+quantized to a symmetric QDQ form TensorRT accepts
+(`rlnas.hardware.backends.quantize`), which it builds as an INT8 engine
+(implicit calibrators are deprecated in TensorRT 10). Each engine is warmed up
+for `rlnas.hardware.backends.WARMUP_MS` of runs before it is timed, as trtexec does: a GPU's clocks
+take time to rise after a multi-second build.
 """
 
 from __future__ import annotations
@@ -14,10 +20,31 @@ import tensorrt as trt
 import torch
 
 from rlnas.errors import DeviceError
-from rlnas.hardware.backends import Workload, check_precision
+from rlnas.hardware.backends import Workload, check_precision, warm_up
 from rlnas.hardware.backends.quantize import quantize_qdq
 
 WORKSPACE_BYTES = 1 << 30
+SUPPORTED = (8, 10)  # major versions, 8.5 onwards
+
+
+def major_version(version: str) -> int:
+    """TensorRT's major version; raises DeviceError outside 8.5-10.x."""
+    parts = [int(p) for p in version.split(".")[:2] if p.isdigit()]
+    major, minor = [*parts, 0, 0][:2]
+    if not (SUPPORTED[0] <= major <= SUPPORTED[1]) or (major == 8 and minor < 5) or major == 9:
+        raise DeviceError(
+            f"TensorRT {version} is not supported (8.5 to 10.x); install one of those, e.g. "
+            "`pip install 'tensorrt-cu12<11'`, or JetPack 5.1's TensorRT 8.5"
+        )
+    return major
+
+
+def network_flags(major: int) -> int:
+    """The `create_network` flags: explicit batch on 8.x (0 would mean implicit batch,
+    which the ONNX parser refuses); 10.x is always explicit."""
+    if major < 10:
+        return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    return 0
 
 
 class _Compiled:
@@ -54,8 +81,12 @@ class TensorRtBackend:
     name: str = "tensorrt"
 
     def __init__(self, threads: int = 1):
+        self.major = major_version(str(trt.__version__))
         if not torch.cuda.is_available():
-            raise DeviceError("TensorRT needs a CUDA GPU and PyTorch with CUDA; none is usable")
+            raise DeviceError(
+                f"TensorRT needs a CUDA GPU and PyTorch with CUDA; this torch ({torch.__version__})"
+                " sees none. Search with a shipped table instead"
+            )
         self.threads = threads
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self.logger)
@@ -67,9 +98,9 @@ class TensorRtBackend:
         check_precision(self, precision)
         model = workload.onnx
         if precision == "int8":
-            model = quantize_qdq(model, workload.calibration())
+            model = quantize_qdq(model, workload.calibration(), for_tensorrt=True)
         builder = trt.Builder(self.logger)
-        network = builder.create_network(0)
+        network = builder.create_network(network_flags(self.major))
         parser = trt.OnnxParser(network, self.logger)
         if not parser.parse(model):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -85,4 +116,6 @@ class TensorRtBackend:
         if serialized is None:
             raise RuntimeError("TensorRT failed to build an engine (see its log above)")
         engine = self.runtime.deserialize_cuda_engine(serialized)
-        return _Compiled(engine, workload.inputs)
+        compiled = _Compiled(engine, workload.inputs)
+        warm_up(compiled.run_timed)
+        return compiled

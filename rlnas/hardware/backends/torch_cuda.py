@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 
 from rlnas.errors import DeviceError
-from rlnas.hardware.backends import Workload, check_precision
+from rlnas.hardware.backends import Workload, check_precision, warm_up
 
 
 class _Compiled:
@@ -64,8 +64,11 @@ class TorchCudaBackend:
                     module(*inputs)
             torch.cuda.current_stream().wait_stream(side)
             if not self.cuda_graphs:
-                return _Compiled(lambda: module(*inputs), (module, inputs))
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                module(*inputs)
-        return _Compiled(graph.replay, (module, inputs, graph))
+                compiled = _Compiled(lambda: module(*inputs), (module, inputs))
+            else:
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    module(*inputs)
+                compiled = _Compiled(graph.replay, (module, inputs, graph))
+        warm_up(compiled.run_timed)  # the GPU's clocks rise with load, as trtexec warms up
+        return compiled
