@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from rlnas.cli import app
 from rlnas.errors import OutputError, RlnasError
 from rlnas.hardware.bundle import choose_networks, read_results, write_bundle
-from rlnas.hardware.runners import RUNNERS
+from rlnas.hardware.runner_scripts import RUNNERS
 from rlnas.hardware.table import load_table
 from rlnas.model.layers import arch_layers, enumerate_layers
 from rlnas.model.space import get_space

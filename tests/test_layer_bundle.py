@@ -176,3 +176,26 @@ def test_the_python_runner_runs_under_python_38(tmp_path, timed):
     meta, frame, problems = import_layer_results(folder)
     assert len(frame) == 18 and problems == []
     assert meta.backend_version.startswith("onnxruntime 1.19")
+
+
+def test_whole_network_timings_fit_with_the_imported_table_as_prior(timed, tmp_path):
+    """Where whole networks were timed too, `tables fit` takes the imported table as prior."""
+    from rlnas.hardware.bundle import write_bundle
+
+    imported = tmp_path / "imported.parquet"
+    meta, frame, _ = import_layer_results(timed)
+    save_table(meta, frame, imported)
+    networks = tmp_path / "networks"
+    write_bundle(get_space("nbmacro"), 32, 8, networks, seed=4)
+    run_python(networks)
+    out = tmp_path / "fitted.parquet"
+    result = runner.invoke(
+        app,
+        [
+            *("tables", "fit", "--from-dir", str(networks), "--device", "my-cpu"),
+            *("--space", "nbmacro", "--prior", str(imported), "--out", str(out)),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    fitted = load_table(out).meta
+    assert fitted.source == "fitted" and "prior tables: none" not in fitted.method

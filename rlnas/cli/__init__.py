@@ -9,6 +9,7 @@ from rich.table import Table
 
 from rlnas import __version__
 from rlnas.cli import predictor, runs, train
+from rlnas.cli.bundle import bundle
 from rlnas.cli.common import (
     Format,
     FormatOption,
@@ -18,7 +19,7 @@ from rlnas.cli.common import (
     listing,
     reports_errors,
 )
-from rlnas.cli.tables import bundle, tables_app
+from rlnas.cli.tables import tables_app
 from rlnas.errors import RlnasError
 
 app = typer.Typer(

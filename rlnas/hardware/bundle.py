@@ -34,13 +34,12 @@ import pandas as pd
 
 from rlnas.errors import RlnasError
 from rlnas.files import check_folder
+from rlnas.hardware.runner_scripts import RUNNERS, write_runners
 from rlnas.hardware.runners import (
     BUNDLE_ID,
-    RUNNERS,
     ResultError,
     find_result,
     parse_result,
-    write_runners,
 )
 from rlnas.model.arch import Architecture
 from rlnas.model.layers import arch_layers

@@ -37,14 +37,13 @@ from rlnas.files import OutputError, check_folder
 from rlnas.hardware.backends import Workload
 from rlnas.hardware.backends.quantize import quantize_qdq
 from rlnas.hardware.devices import Device, get_device, resolve_precision
+from rlnas.hardware.runner_scripts import RUNNERS, write_runners
 from rlnas.hardware.runners import (
     BUNDLE_ID,
-    RUNNERS,
     Result,
     ResultError,
     find_result,
     parse_result,
-    write_runners,
 )
 from rlnas.hardware.table import KEY_SCHEMA, TableMeta, rows_frame
 from rlnas.model.layers import enumerate_layers
