@@ -11,6 +11,7 @@ set -euo pipefail
 VERSION=${1:?usage: scripts/check_python.sh VERSION [VENV]}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${2:-$REPO/.venv-py$VERSION}
+case $VENV in /*) ;; *) VENV=$PWD/$VENV ;; esac
 PYTHON=""
 for candidate in "python$VERSION" "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/"$VERSION".*/bin/python"$VERSION"; do
     if "$candidate" -V >/dev/null 2>&1; then PYTHON=$candidate; break; fi
