@@ -3,14 +3,25 @@ a layer bundle's results as a measured table."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from rlnas.cli.common import console, reports_errors
+from rlnas.cli.common import console, duration, reports_errors
 from rlnas.cli.tables import tables_app
 from rlnas.errors import RlnasError
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[Callable[[int, int], None]]:
+    """A progress bar, and the (done, total) callback that moves it."""
+    with Progress(BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task("", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 @reports_errors
@@ -39,8 +50,6 @@ def bundle(
     tools, with runners for trtexec, benchmark_app and a Python runner (ONNX Runtime or
     TensorRT); `rlnas tables fit --from-dir` (networks) or `rlnas tables import` (layers)
     reads their results."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from rlnas.hardware.bundle import write_bundle
     from rlnas.hardware.catalog import default_precision, locate_table
     from rlnas.hardware.devices import list_devices
@@ -51,24 +60,12 @@ def bundle(
     if layers:
         from rlnas.hardware.layer_bundle import write_layer_bundle
 
-        with Progress(
-            BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
-        ) as bar:
-            task = bar.add_task("", total=None)
+        with _progress() as progress:
             made = write_layer_bundle(
-                device,
-                space,
-                out,
-                precision,
-                resolution,
-                batch,
-                seed,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                device, space, out, precision, resolution, batch, seed, progress=progress
             )
         hours = ", ".join(
-            f"{runner} about {seconds / 3600:.1f} h"
-            if seconds >= 3600
-            else f"{runner} about {seconds / 60:.0f} min"
+            f"{runner} about {duration(seconds)}"
             for runner, seconds in made.expected_seconds().items()
         )
         typer.echo(
@@ -89,18 +86,8 @@ def bundle(
             cost, guide = table.predict_ms, f"{path.stem}_ms"
         except RlnasError:
             pass  # no table of this device and space: MACs guide the spread
-    with Progress(BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
-        task = bar.add_task("", total=archs)
-        manifest = write_bundle(
-            target,
-            resolution,
-            archs,
-            out,
-            seed,
-            cost,
-            guide,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
+    with _progress() as progress:
+        manifest = write_bundle(target, resolution, archs, out, seed, cost, guide, progress)
     typer.echo(
         f"wrote {len(manifest)} networks to {out} (spread by {guide}); on the device run one of "
         f"{', '.join(RUNNERS)}, then `rlnas tables fit --from-dir {out} --device {device} "

@@ -35,12 +35,7 @@ import pandas as pd
 from rlnas.errors import RlnasError
 from rlnas.files import check_folder
 from rlnas.hardware.runner_scripts import RUNNERS, write_runners
-from rlnas.hardware.runners import (
-    BUNDLE_ID,
-    ResultError,
-    find_result,
-    parse_result,
-)
+from rlnas.hardware.runners import BUNDLE_ID, collect_results
 from rlnas.model.arch import Architecture
 from rlnas.model.layers import arch_layers
 from rlnas.model.network import build_network, count_params, export_onnx
@@ -148,22 +143,12 @@ def read_results(folder: Path) -> tuple[pd.DataFrame, list[str]]:
     manifest = pd.read_csv(folder / MANIFEST, dtype={"name": str})
     digest_file = folder / BUNDLE_ID
     digest = digest_file.read_text().strip() if digest_file.is_file() else ""
-    rows, problems = [], []
-    for name, arch in zip(manifest["name"], manifest["arch"], strict=True):
-        path = find_result(folder / "results", name)
-        if path is None:
-            continue
-        try:
-            result = parse_result(path)
-        except ResultError as exc:
-            problems.append(f"network {name}: {exc} ({path})")
-            continue
-        if digest and result.digest and result.digest != digest:
-            raise RlnasError(
-                f"{path} belongs to another bundle (digest {result.digest}, this one's "
-                f"{digest}); fit that bundle's results from its own folder"
-            )
-        rows.append({"arch": arch, "latency_ms": result.median_ms, "tool": result.tool})
+    timed, problems = collect_results(folder / "results", manifest["name"], digest, "network ")
+    rows = [
+        {"arch": arch, "latency_ms": timed[name].median_ms, "tool": timed[name].tool}
+        for name, arch in zip(manifest["name"], manifest["arch"], strict=True)
+        if name in timed
+    ]
     if not rows:
         raise RlnasError(
             f"{folder}/results holds no timings; run one of {', '.join(RUNNERS)} on the device"

@@ -38,13 +38,7 @@ from rlnas.hardware.backends import Workload
 from rlnas.hardware.backends.quantize import quantize_qdq
 from rlnas.hardware.devices import Device, get_device, resolve_precision
 from rlnas.hardware.runner_scripts import RUNNERS, write_runners
-from rlnas.hardware.runners import (
-    BUNDLE_ID,
-    Result,
-    ResultError,
-    find_result,
-    parse_result,
-)
+from rlnas.hardware.runners import BUNDLE_ID, collect_results
 from rlnas.hardware.table import KEY_SCHEMA, TableMeta, rows_frame
 from rlnas.model.layers import enumerate_layers
 from rlnas.model.network import export_onnx, seeded
@@ -57,8 +51,8 @@ KIND = "layers"
 # Seconds one layer takes on the device, by runner. trtexec: an estimate (not measured here,
 # no GPU): an engine build of a few seconds (the shared timing cache shortens later ones)
 # plus 0.2 s of warm-up and 2 s of timing. benchmark_app: its 2 s plus start-up (estimate).
-# The Python runner: 1.2 s of warm-up and timing plus the session (measured on the project
-# VM with ONNX Runtime, BENCHMARKS.md).
+# The Python runner: 1.2 s of warm-up and timing plus the session: 1.2 s a model measured for
+# fbnet at 32 px on the project VM with ONNX Runtime (BENCHMARKS.md); larger layers take longer.
 SECONDS_PER_LAYER = {"run_trtexec.sh": 8.0, "run_benchmark_app.sh": 3.0, "run_python.py": 1.5}
 
 
@@ -253,23 +247,7 @@ def import_layer_results(
             f"{results} does not exist; run one of {', '.join(RUNNERS)} in {folder} on the device"
         )
     manifest = pd.read_csv(folder / MANIFEST, dtype={"name": str})
-    timed: dict[str, Result] = {}
-    problems: list[str] = []
-    for name in manifest["name"]:
-        path = find_result(results, name)
-        if path is None:
-            continue
-        try:
-            result = parse_result(path)
-        except ResultError as exc:
-            problems.append(f"{name}: {exc} ({path})")
-            continue
-        if result.digest and result.digest != bundle.digest:
-            raise TableError(
-                f"{path} belongs to another bundle (digest {result.digest}, this bundle's "
-                f"{bundle.digest}); import that bundle's results with its own folder"
-            )
-        timed[name] = result
+    timed, problems = collect_results(results, manifest["name"], bundle.digest)
     layers = manifest[manifest["role"] == "layer"]
     missing = [str(n) for n in manifest["name"] if n not in timed]
     if missing and not partial:

@@ -25,8 +25,11 @@ gives), the tool's version and the device as the output states them.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from rlnas.errors import TableError
 
 BUNDLE_ID = "bundle.id"
 # Result suffix -> tool. `.onnxruntime.txt` is what bundles before `run_python.py` wrote.
@@ -97,6 +100,35 @@ def find_result(results: Path, name: str) -> Path | None:
         if path.is_file():
             return path
     return None
+
+
+def collect_results(
+    results: Path, names: Iterable[str], digest: str, label: str = ""
+) -> tuple[dict[str, Result], list[str]]:
+    """The results of the named models (those not run yet are absent), and one line per model
+    whose result holds no timing (`label` goes before its name).
+
+    Raises:
+        TableError: A result of another bundle (its digest is not `digest`; "" checks none).
+    """
+    timed: dict[str, Result] = {}
+    problems: list[str] = []
+    for name in names:
+        path = find_result(results, name)
+        if path is None:
+            continue
+        try:
+            result = parse_result(path)
+        except ResultError as exc:
+            problems.append(f"{label}{name}: {exc} ({path})")
+            continue
+        if digest and result.digest and result.digest != digest:
+            raise TableError(
+                f"{path} belongs to another bundle (digest {result.digest}, this one's "
+                f"{digest}); read that bundle's results from its own folder"
+            )
+        timed[name] = result
+    return timed, problems
 
 
 def parse_result(path: Path) -> Result:
