@@ -61,7 +61,7 @@ from rlnas.errors import RlnasError
 from rlnas.model.arch import Architecture
 from rlnas.model.space import Space, get_space
 from rlnas.search.evaluate import Evaluation, Evaluator
-from rlnas.search.strategies import check_tournament
+from rlnas.search.strategies.settings import check_tournament
 
 # Parents tried before an episode may propose an architecture already evaluated.
 PARENT_TRIES = 20

@@ -236,3 +236,17 @@ def test_evolution_breeds_parallel_children_as_one_batch(shared_data):
     assert set(batches[1:]) == {(4, False)}  # none bred once the budget is spent
     with pytest.raises(RlnasError, match="--evolution-parallel-children"):
         EvolutionSettings(parallel_children=0)
+
+
+def test_a_ppo_run_leaves_nothing_in_the_temp_folder(shared_data, tmp_path, monkeypatch):
+    import tempfile
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    run_search(nb201_config(shared_data, "ppo"), tmp_path / "run")
+    # torch makes one cache folder per user (torchinductor_<user>) when Adam first imports
+    # torch._dynamo; it is torch's, reused by every run, so it is not counted.
+    left = [p.name for p in temp.iterdir() if not p.name.startswith("torchinductor_")]
+    assert left == []

@@ -16,7 +16,8 @@ from rlnas.hardware.devices import get_device, list_devices, resolve_precision
 from rlnas.hardware.table import read_meta
 from rlnas.model.space import DEFAULT_SPACE, get_space
 from rlnas.search.rewards import REWARD_MODES
-from rlnas.search.strategies import STRATEGIES, EvolutionSettings, PPOSettings
+from rlnas.search.strategies import STRATEGIES, get_strategy
+from rlnas.search.strategies.settings import EvolutionSettings, PPOSettings
 
 # Seeds reach numpy's legacy seeding (inside stable-baselines3), which takes 0..2**32 - 1.
 MAX_SEED = 2**32 - 1
@@ -144,14 +145,7 @@ class SearchConfig:
                     f"a latency range needs 0 < low < high, got {self.latency_min_ms:g}:"
                     f"{self.latency_ms:g} ms; e.g. --latency-ms 4:12"
                 )
-            if self.strategy != "ppo":
-                raise RlnasError(
-                    f"a latency range ({self.latency_min_ms:g}:{self.latency_ms:g} ms) trains "
-                    f"one controller for every target; the {self.strategy} strategy has one "
-                    "target per run: run it once per target, or use --strategy ppo"
-                )
-            if self.ppo.env != "editor":
-                raise RlnasError("a latency range needs the editor environment (--ppo-env editor)")
+            get_strategy(self.strategy).check_target_range((self.latency_min_ms, self.latency_ms))
         if self.memory_mb is not None and not (
             math.isfinite(self.memory_mb) and self.memory_mb > 0
         ):
@@ -178,8 +172,9 @@ class SearchConfig:
             resolve_precision(get_device(self.device), self.precision or None)
         space = get_space(self.space)
         space.check_resolution(self.resolution)
-        if self.strategy == "ppo":
-            self.ppo.kwargs(self.ppo.episode_length(space))  # raises if the rollout does not split
+        field = get_strategy(self.strategy).settings_field
+        if field is not None:
+            getattr(self, field).check(space, target_range=self.latency_min_ms is not None)
 
     def _check_baseline(self) -> None:
         if not (math.isfinite(self.accuracy_drop) and 0 <= self.accuracy_drop < 1):

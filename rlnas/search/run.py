@@ -166,6 +166,7 @@ def run_search(
     space = evaluator.params.space
     out.mkdir(parents=True, exist_ok=True)
     run_folder.write_settings(out, config, provenance)
+    config = with_limit(config, provenance.baseline)  # as RunFolder.open reads it back
     strategy_cls = get_strategy(config.strategy)
     field = strategy_cls.settings_field
     strategy = strategy_cls(
@@ -174,13 +175,16 @@ def run_search(
         config.seed,
         settings=getattr(config, field) if field else None,
         checkpoint=out / run_folder.CONTROLLER,
+        tensorboard=tensorboard,
+        start=(
+            Architecture.decode(provenance.baseline.arch, space)
+            if provenance.baseline is not None
+            else None
+        ),
+        targets=(
+            (config.latency_min_ms, config.target_ms) if config.latency_min_ms is not None else None
+        ),
     )
-    strategy.tensorboard = tensorboard
-    if provenance.baseline is not None:
-        strategy.start = Architecture.decode(provenance.baseline.arch, space)
-    config = with_limit(config, provenance.baseline)  # as RunFolder.open reads it back
-    if config.latency_min_ms is not None:
-        strategy.targets = (config.latency_min_ms, config.target_ms)
     strategy.run(progress)
     if scorer is not None:
         scorer.flush()
@@ -213,11 +217,7 @@ def run_search(
 
 def check_tensorboard(strategy: str) -> None:
     """Raises unless the strategy can log to TensorBoard here."""
-    if strategy != "ppo":
-        raise RlnasError(
-            f"--tensorboard logs the PPO controller's training; the {strategy} strategy has "
-            "none: drop --tensorboard, or use --strategy ppo"
-        )
+    get_strategy(strategy).check_logs_training()
     if importlib.util.find_spec("tensorboard") is None:
         raise RlnasError(
             "--tensorboard needs TensorBoard: pip install 'rlnas[tensorboard]' (or drop "

@@ -20,7 +20,8 @@ import numpy as np
 from rlnas.model.arch import Architecture
 from rlnas.model.space import Space
 from rlnas.search.evaluate import Evaluation, Evaluator
-from rlnas.search.strategies import EvolutionSettings, Progress, Strategy, mutate
+from rlnas.search.strategies.base import Progress, Strategy, mutate
+from rlnas.search.strategies.settings import EvolutionSettings
 
 
 class RegularizedEvolution(Strategy):
@@ -40,8 +41,21 @@ class RegularizedEvolution(Strategy):
         seed: int = 0,
         settings: EvolutionSettings | None = None,
         checkpoint: Path | None = None,
+        *,
+        tensorboard: Path | None = None,
+        start: Architecture | None = None,
+        targets: tuple[float, float] | None = None,
     ):
-        super().__init__(evaluator, space, seed, settings, checkpoint)
+        super().__init__(
+            evaluator,
+            space,
+            seed,
+            settings,
+            checkpoint,
+            tensorboard=tensorboard,
+            start=start,
+            targets=targets,
+        )
         settings = settings or EvolutionSettings()
         self.population_size = settings.population_size
         self.sample_size = settings.sample_size

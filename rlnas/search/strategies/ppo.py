@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
@@ -32,9 +33,11 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from rlnas.envs.arch_builder import ArchBuilderEnv
 from rlnas.envs.arch_editor import ArchEditorEnv
 from rlnas.files import atomic_write
+from rlnas.model.arch import Architecture
 from rlnas.model.space import Space
 from rlnas.search.evaluate import Evaluator
-from rlnas.search.strategies import PPOSettings, Progress, Strategy
+from rlnas.search.strategies.base import Progress, Strategy
+from rlnas.search.strategies.settings import PPOSettings
 
 
 class _StopOnBudget(BaseCallback):
@@ -62,6 +65,8 @@ class PPOController(Strategy):
 
     name = "ppo"
     settings_field = "ppo"
+    accepts_target_range = True
+    logs_training = True
 
     def __init__(
         self,
@@ -70,8 +75,21 @@ class PPOController(Strategy):
         seed: int = 0,
         settings: PPOSettings | None = None,
         checkpoint: Path | None = None,
+        *,
+        tensorboard: Path | None = None,
+        start: Architecture | None = None,
+        targets: tuple[float, float] | None = None,
     ):
-        super().__init__(evaluator, space, seed, settings, checkpoint)
+        super().__init__(
+            evaluator,
+            space,
+            seed,
+            settings,
+            checkpoint,
+            tensorboard=tensorboard,
+            start=start,
+            targets=targets,
+        )
         self.settings: PPOSettings = settings or PPOSettings()
         self.model: MaskablePPO | None = None
 
@@ -96,6 +114,10 @@ class PPOController(Strategy):
                 tensorboard_log=str(self.tensorboard) if self.tensorboard else None,
                 **settings.kwargs(episode_length),
             )
+            if self.tensorboard is None:
+                # stable-baselines3's default logger makes an empty SB3-<time> folder in the
+                # system temp folder on every run: this one writes nowhere.
+                self.model.set_logger(Logger(folder=None, output_formats=[]))
             if not self.done:
                 steps = self.max_proposals * episode_length
                 self.model.learn(total_timesteps=steps, callback=_StopOnBudget(self, progress))

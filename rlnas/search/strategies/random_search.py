@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rlnas.model.arch import Architecture
-from rlnas.search.strategies import Progress, Strategy
+from rlnas.search.strategies.base import Progress, Strategy
 
 # Proposals per batch.
 BATCH = 32
