@@ -66,6 +66,10 @@ from rlnas.search.strategies.settings import check_tournament
 # Parents tried before an episode may propose an architecture already evaluated.
 PARENT_TRIES = 20
 
+# Architectures whose neighbours an editor keeps at hand (parents recur: a tournament picks
+# the best of a small population again and again).
+NEAR_KEPT = 256
+
 
 class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
     """Edits architectures of a population, one decision per episode.
@@ -111,6 +115,7 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
         self.population: deque[tuple[Architecture, Evaluation]] = deque()
         self._state: _State | None = None
         self._mask = np.ones(self.n_actions, bool)
+        self._near: dict[tuple[int, ...], _Near] = {}
 
     def add(self, arch: Architecture, evaluation: Evaluation) -> None:
         """Adds an evaluated architecture to the population (the oldest leaves when full)."""
@@ -228,14 +233,36 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
     def _neighbours(self, arch: Architecture) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per action: whether it changes `arch`, whether that child is already evaluated,
         and the child's violation of the limits (inf where it does not change `arch`)."""
-        changes = self._changes(arch)
+        near = self._near_of(arch)
+        changes = np.zeros(self.n_actions, bool)
+        changes[near.actions] = True
         known = np.zeros(self.n_actions, bool)
+        known[near.actions] = [name in self.evaluator.cache for name in near.names]
         violation = np.full(self.n_actions, np.inf)
-        for index in np.flatnonzero(changes):
-            child = self._child(arch, int(index))
-            known[index] = str(child) in self.evaluator.cache
-            violation[index] = self._violation(*self._costs(child))
+        violation[near.actions] = [
+            self._violation(latency, params)
+            for latency, params in zip(near.latency_ms, near.params_bytes, strict=True)
+        ]
         return changes, known, violation
+
+    def _near_of(self, arch: Architecture) -> _Near:
+        """The children of `arch` one edit away and their costs, kept for the last NEAR_KEPT
+        architectures asked about (the costs never change within a search)."""
+        near = self._near.get(arch.choices)
+        if near is None:
+            actions = np.flatnonzero(self._changes(arch))
+            children = [self._child(arch, int(index)) for index in actions]
+            costs = [self._costs(child) for child in children]
+            near = _Near(
+                actions,
+                [str(child) for child in children],
+                [latency for latency, _ in costs],
+                [params for _, params in costs],
+            )
+            self._near[arch.choices] = near
+            if len(self._near) > NEAR_KEPT:
+                del self._near[next(iter(self._near))]
+        return near
 
     def _first_edits(self, parent: Architecture, evaluation: Evaluation) -> np.ndarray:
         """Edits of the parent to a new architecture, or outside the limits (repaired next);
@@ -284,3 +311,20 @@ class _State:
     feasible: bool
     parent: Evaluation
     repairing: bool = False
+
+
+@dataclass(frozen=True)
+class _Near:
+    """The children of an architecture one edit away.
+
+    Attributes:
+        actions: The actions that change it.
+        names: Their children's canonical strings.
+        latency_ms: Their children's latencies.
+        params_bytes: Their children's parameter bytes.
+    """
+
+    actions: np.ndarray
+    names: list[str]
+    latency_ms: list[float]
+    params_bytes: list[float]
