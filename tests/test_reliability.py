@@ -469,6 +469,11 @@ CASES = [
         "predict-table-folder", ["predict", "--baseline", "resnet18", "--table", "."], ("folder",)
     ),
     Case(
+        "predict-precision-typo",
+        ["predict", "--baseline", "mobilenetv2", "--device", "cpu", "--precision", "fp322"],
+        ("fp322", "Did you mean 'fp32'"),
+    ),
+    Case(
         "predict-table-missing",
         ["predict", "--baseline", "resnet18", "--table", "t.parquet"],
         ("t.parquet", "tables list"),

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from rlnas.errors import TableError, did_you_mean
 from rlnas.files import rlnas_home
-from rlnas.hardware.devices import get_device
+from rlnas.hardware.devices import get_device, list_devices, resolve_precision
 from rlnas.hardware.table import LatencyTable, load_table, read_meta, table_name
+from rlnas.model.space import get_space
 
 
 def user_tables_dir() -> Path:
@@ -84,11 +85,20 @@ def locate_table(
                     f"--resolution {resolution} --batch {batch}`"
                 )
             return origin, path
+    _check_names(device, precision, space, resolution)
     raise TableError(
         f"no lookup table '{name}' (shipped or in {user_tables_dir()}); measure one with "
         f"`rlnas profile --device {device} --precision {precision} --space {space} "
         f"--resolution {resolution} --batch {batch}`, or see `rlnas tables list`"
     )
+
+
+def _check_names(device: str, precision: str, space: str, resolution: int) -> None:
+    """Raises, with a did-you-mean, where a name a table's name is built from is not one
+    rlnas knows (before saying that no table has the name): `profile` would refuse it."""
+    if device in list_devices():  # a device reachable only by fitted tables has no list
+        resolve_precision(get_device(device), precision)
+    get_space(space).check_resolution(resolution)
 
 
 def default_precision(device: str, space: str, resolution: int, batch: int = 1) -> str:
