@@ -88,3 +88,19 @@ def test_predict_without_table_says_how_to_make_one():
     )
     assert result.exit_code == 2
     assert "rlnas profile --device t4 --precision fp16 --space resnet" in result.stderr
+
+
+def test_predict_takes_the_space_from_the_table_file():
+    import numpy as np
+
+    from rlnas.model.arch import Architecture
+
+    arch = str(Architecture.sample(np.random.default_rng(0), "fbnet"))
+    table = str(shipped_tables_dir() / "cpu_fp32_fbnet_32_b1.parquet")
+    base = ["predict", arch, "--table", table, "--no-calibrate"]
+    result = CliRunner().invoke(app, [*base, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert '"space": "fbnet"' in result.stdout
+    other = CliRunner().invoke(app, [*base, "--space", "nb201"])
+    assert other.exit_code != 0
+    assert "is for space 'fbnet', not 'nb201'" in other.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -139,6 +140,24 @@ def devices(fmt: FormatOption = Format.table) -> None:
     listing(rows, fmt, "devices")
 
 
+def _space_of(space: str | None, table: str | None) -> str:
+    """The space of `predict`'s architecture strings: --space, else the table file's own."""
+    from rlnas.hardware.table import read_meta
+
+    if table is None or not Path(table).is_file():
+        return space or DEFAULT_PREDICT_SPACE
+    held = read_meta(Path(table)).space
+    if space is not None and space != held:
+        raise RlnasError(
+            f"table {table} is for space '{held}', not '{space}'; drop --space (the table's "
+            "is used) or give a table of that space"
+        )
+    return held
+
+
+DEFAULT_PREDICT_SPACE = "mobilenet"
+
+
 @app.command()
 @reports_errors
 def predict(
@@ -153,7 +172,10 @@ def predict(
         str | None,
         typer.Option(help="Precision of the table (default: the device's first with a table)."),
     ] = None,
-    space: Annotated[str, typer.Option(help="Space of the architecture strings.")] = "mobilenet",
+    space: Annotated[
+        str | None,
+        typer.Option(help="Space of the architecture strings (default: --table's, or mobilenet)."),
+    ] = None,
     resolution: Annotated[int | None, typer.Option(help="Resolution (default: space's).")] = None,
     table: Annotated[
         str | None, typer.Option(help="Table name or file (default: by device and precision).")
@@ -175,6 +197,7 @@ def predict(
     from rlnas.model.baselines import get_baseline
     from rlnas.model.network import build_network, count_params
 
+    space = _space_of(space, table)
     targets = [(text, Architecture.decode(text, space)) for text in arch or []]
     targets += [(name, get_baseline(name).architecture()) for name in baseline or []]
     if not targets:
