@@ -71,6 +71,7 @@ class Strategy(ABC):
         self.evaluator = evaluator
         self.space = space
         self.seed = seed
+        self.settings = settings
         self.checkpoint = checkpoint
         self.tensorboard = tensorboard
         self.targets = targets

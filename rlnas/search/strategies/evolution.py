@@ -13,13 +13,11 @@ that start and its near neighbours.
 from __future__ import annotations
 
 from collections import deque
-from pathlib import Path
 
 import numpy as np
 
 from rlnas.model.arch import Architecture
-from rlnas.model.space import Space
-from rlnas.search.evaluate import Evaluation, Evaluator
+from rlnas.search.evaluate import Evaluation
 from rlnas.search.strategies.base import Progress, Strategy, mutate
 from rlnas.search.strategies.settings import EvolutionSettings
 
@@ -34,39 +32,13 @@ class RegularizedEvolution(Strategy):
     name = "evolution"
     settings_field = "evolution"
 
-    def __init__(
-        self,
-        evaluator: Evaluator,
-        space: Space,
-        seed: int = 0,
-        settings: EvolutionSettings | None = None,
-        checkpoint: Path | None = None,
-        *,
-        tensorboard: Path | None = None,
-        start: Architecture | None = None,
-        targets: tuple[float, float] | None = None,
-    ):
-        super().__init__(
-            evaluator,
-            space,
-            seed,
-            settings,
-            checkpoint,
-            tensorboard=tensorboard,
-            start=start,
-            targets=targets,
-        )
-        settings = settings or EvolutionSettings()
-        self.population_size = settings.population_size
-        self.sample_size = settings.sample_size
-        self.parallel_children = settings.parallel_children
-
     def run(self, progress: Progress | None = None) -> None:
+        settings: EvolutionSettings = self.settings or EvolutionSettings()
         rng = np.random.default_rng(self.seed)
         population: deque[tuple[Architecture, Evaluation]] = deque()
         # The first population is one batch (scored in parallel on a cluster), and so are
         # the `parallel_children` children bred from the population as it stands.
-        batch = [self.initial(rng, n) for n in range(self.population_size)]
+        batch = [self.initial(rng, n) for n in range(settings.population_size)]
         proposals = 0
         while proposals < self.max_proposals and not self.done:
             self.evaluator.prefetch(batch)
@@ -74,16 +46,22 @@ class RegularizedEvolution(Strategy):
                 if self.done:
                     return
                 population.append((child, self.evaluator.evaluate(child)))
-                if len(population) > self.population_size:
+                if len(population) > settings.population_size:
                     population.popleft()
                 proposals += 1
                 self._report(progress)
-            batch = [self._child(population, rng) for _ in range(self.parallel_children)]
+            batch = [
+                self._child(population, rng, settings.sample_size)
+                for _ in range(settings.parallel_children)
+            ]
 
     def _child(
-        self, population: deque[tuple[Architecture, Evaluation]], rng: np.random.Generator
+        self,
+        population: deque[tuple[Architecture, Evaluation]],
+        rng: np.random.Generator,
+        sample_size: int,
     ) -> Architecture:
         """The best of a tournament in the population, mutated."""
-        picks = rng.choice(len(population), self.sample_size, replace=False)
+        picks = rng.choice(len(population), sample_size, replace=False)
         parent = max((population[i] for i in picks), key=lambda m: m[1].reward)[0]
         return mutate(parent, rng)

@@ -19,7 +19,6 @@ import contextlib
 import functools
 import random
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,8 +32,6 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from rlnas.envs.arch_builder import ArchBuilderEnv
 from rlnas.envs.arch_editor import ArchEditorEnv
 from rlnas.files import atomic_write
-from rlnas.model.arch import Architecture
-from rlnas.model.space import Space
 from rlnas.search.evaluate import Evaluator
 from rlnas.search.strategies.base import Progress, Strategy
 from rlnas.search.strategies.settings import PPOSettings
@@ -68,33 +65,10 @@ class PPOController(Strategy):
     accepts_target_range = True
     logs_training = True
 
-    def __init__(
-        self,
-        evaluator: Evaluator,
-        space: Space,
-        seed: int = 0,
-        settings: PPOSettings | None = None,
-        checkpoint: Path | None = None,
-        *,
-        tensorboard: Path | None = None,
-        start: Architecture | None = None,
-        targets: tuple[float, float] | None = None,
-    ):
-        super().__init__(
-            evaluator,
-            space,
-            seed,
-            settings,
-            checkpoint,
-            tensorboard=tensorboard,
-            start=start,
-            targets=targets,
-        )
-        self.settings: PPOSettings = settings or PPOSettings()
-        self.model: MaskablePPO | None = None
+    model: MaskablePPO | None = None
 
     def run(self, progress: Progress | None = None) -> None:
-        settings = self.settings
+        settings: PPOSettings = self.settings or PPOSettings()
         with private_random_state():
             envs: list[ArchBuilderEnv] | list[ArchEditorEnv]
             if settings.env == "builder":
@@ -128,7 +102,7 @@ class PPOController(Strategy):
     def _editors(self, progress: Progress | None) -> list[ArchEditorEnv]:
         """The editing environments, their one population started with random architectures
         (or with `start` and its near neighbours), scored as one batch."""
-        settings = self.settings
+        settings: PPOSettings = self.settings or PPOSettings()
         envs = [
             ArchEditorEnv(
                 self.evaluator,
