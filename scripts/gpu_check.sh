@@ -108,22 +108,23 @@ log "rlnas GPU check: device $DEVICE, smoke $SMOKE, work folder $WORK"
     $PY -c "import tensorrt; print('tensorrt', tensorrt.__version__)" 2>&1 | tail -1
 } >>"$LOG" 2>&1
 
-cd "$REPO" || exit 1
+# From the work folder, so that every step imports the installed rlnas, never the source tree
+# (which lacks the parts pyproject.toml maps in: envs/, tables/).
+cd "$WORK" || exit 1
 TABLE=$WORK/table.parquet
 step profile 150 rlnas profile --device "$DEVICE" --space nbmacro --resolution 32 --out "$TABLE"
 cp "$TABLE" "$OUTDIR/table.parquet" 2>/dev/null
 
-step fidelity 150 $PY scripts/bench_fidelity.py --device "$DEVICE" --space nbmacro \
+step fidelity 150 $PY "$REPO/scripts/bench_fidelity.py" --device "$DEVICE" --space nbmacro \
     --table "$TABLE" --archs "$ARCHS" --seed 100 --out "$WORK/fidelity"
 cp "$WORK"/fidelity/fidelity_*.json "$OUTDIR/fidelity.json" 2>/dev/null
 cp "$WORK"/fidelity/fidelity_*.csv "$OUTDIR/fidelity.csv" 2>/dev/null
 
-step throughput 120 $PY scripts/bench_train.py --device "$DEVICE" --steps "$STEPS_TP" \
+step throughput 120 $PY "$REPO/scripts/bench_train.py" --device "$DEVICE" --steps "$STEPS_TP" \
     --threads 4 --data "$DATA" --json "$OUTDIR/throughput.json"
 
-# From the work folder, so that the installed rlnas is the one tested.
-(cd "$WORK" && step tests 150 $PY -m pytest -m cuda -rs -q -p no:cacheprovider \
-    --continue-on-collection-errors "$REPO/tests")
+step tests 150 $PY -m pytest -m cuda -rs -q -p no:cacheprovider \
+    --continue-on-collection-errors "$REPO/tests"
 grep -E "passed|failed|skipped|error|SKIPPED|FAILED" "$LOG" | tail -40 >"$OUTDIR/pytest.txt"
 
 A0=$($PY -c "from rlnas.model.nbmacro import from_code; print(from_code('11111111'))")

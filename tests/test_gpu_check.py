@@ -43,6 +43,7 @@ def test_the_smoke_runs_every_step_and_writes_what_comes_back(tmp_path, shared_d
         ["profile", "fidelity", "throughput", "tests", "search", "train"], 0
     )
     assert set(summary["train"]) == {"mobilenetv2-e1", "mobilenetv2-e2", "rank1-e1", "rank1-e2"}
+    assert isinstance(summary["search"], dict), summary["search"]
     assert summary["search"]["baseline"]["accuracy_drop"] == 0.01
     assert len(summary["search"]["top3"]) == 3
     assert summary["fidelity"]["archs"] == 4

@@ -101,11 +101,11 @@ def test_prediction_matches_end_to_end_measurement_of_small_networks(table_measu
     timer = NetworkTimer("cpu", "fp32", timing=QUICK)
     space = get_space("resnet")
     rng = np.random.default_rng(7)
-    for _ in range(3):
-        arch = Architecture.sample(rng, space)
-        measured = timer.time(arch, 224, passes=1).median_ms
-        # Loose: the machine is shared; BENCHMARKS.md has the real fidelity figures.
-        assert table.predict_ms(arch) / measured == pytest.approx(1.0, abs=0.35)
+    archs = [Architecture.sample(rng, space) for _ in range(5)]
+    ratios = [table.predict_ms(a) / timer.time(a, 224, passes=2).median_ms for a in archs]
+    # Loose, and over the median of five: the machine is shared, and one network timed while
+    # another job runs can be 50% off. BENCHMARKS.md has the real fidelity figures.
+    assert float(np.median(ratios)) == pytest.approx(1.0, abs=0.35), ratios
 
 
 def test_network_timer_refuses_a_device_that_is_not_here():

@@ -9,7 +9,7 @@ from rlnas.errors import TableError, did_you_mean
 from rlnas.files import rlnas_home
 from rlnas.hardware.devices import get_device, list_devices, resolve_precision
 from rlnas.hardware.table import LatencyTable, load_table, read_meta, table_name
-from rlnas.model.space import get_space
+from rlnas.model.space import get_space, list_spaces
 
 
 def user_tables_dir() -> Path:
@@ -98,7 +98,8 @@ def _check_names(device: str, precision: str, space: str, resolution: int) -> No
     rlnas knows (before saying that no table has the name): `profile` would refuse it."""
     if device in list_devices():  # a device reachable only by fitted tables has no list
         resolve_precision(get_device(device), precision)
-    get_space(space).check_resolution(resolution)
+    if space in list_spaces():  # a space file's name is checked where the file is read
+        get_space(space).check_resolution(resolution)
 
 
 def default_precision(device: str, space: str, resolution: int, batch: int = 1) -> str:
