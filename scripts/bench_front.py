@@ -51,7 +51,7 @@ def best_within(latency: np.ndarray, accuracy: np.ndarray, targets: np.ndarray, 
 
 
 def search(config: SearchConfig, space, seed: int, targets=None) -> list[str]:
-    evaluator, _, _ = build_evaluator(config, journal=None)
+    evaluator, _ = build_evaluator(config, journal=None)
     strategy = get_strategy(config.strategy)(evaluator, space, seed, targets=targets)
     strategy.run()
     return [e.arch for e in evaluator.history]

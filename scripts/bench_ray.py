@@ -42,7 +42,7 @@ from rlnas.cluster import connect, run_tasks
 from rlnas.model.arch import Architecture
 from rlnas.search.config import SearchConfig
 from rlnas.search.run import run_search
-from rlnas.search.sources import PREFETCH_CHUNKS, _raw_values
+from rlnas.search.sources.proxy import PREFETCH_CHUNKS, raw_values
 from rlnas.search.strategies import PPOSettings
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10" / "cifar10_subset.npz"
@@ -141,10 +141,10 @@ def main() -> None:
             list(run_tasks(handle, _nothing, [()] * 200))
             batched = (time.perf_counter() - started) / 200
             started = time.perf_counter()
-            list(run_tasks(handle, _raw_values, [(space, config, c, 1) for c in warm_up]))
+            list(run_tasks(handle, raw_values, [(space, config, c, 1) for c in warm_up]))
             cold = time.perf_counter() - started
             started = time.perf_counter()
-            list(run_tasks(handle, _raw_values, [(space, config, c, 1) for c in chunks]))
+            list(run_tasks(handle, raw_values, [(space, config, c, 1) for c in chunks]))
             proxy = time.perf_counter() - started
             with tempfile.TemporaryDirectory() as folder:
                 started = time.perf_counter()

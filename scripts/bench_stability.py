@@ -18,7 +18,7 @@ import numpy as np
 
 from rlnas.hardware.backends import Workload, get_backend
 from rlnas.hardware.devices import get_device
-from rlnas.hardware.profile import time_workload
+from rlnas.hardware.layer_timer import time_workload
 from rlnas.hardware.timing import TimingConfig
 from rlnas.model.layers import enumerate_layers
 from rlnas.model.ops import build_layer, input_shapes

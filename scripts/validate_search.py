@@ -48,7 +48,7 @@ def nbmacro_files(folder: Path) -> tuple[Path, Path]:
     bench = pd.read_parquet(NBMACRO)
     archs = [from_code(code) for code in bench["arch"]]
     config = SearchConfig(space="nbmacro", device="cpu", latency_ms=1.0, strategy="random")
-    evaluator, _, _ = build_evaluator(config, journal=None)
+    evaluator, _ = build_evaluator(config, journal=None)
     strings = [str(a) for a in archs]
     accuracy = pd.DataFrame({"arch_str": strings, "mean_acc": bench["mean_acc"]})
     latency = pd.DataFrame(
@@ -142,7 +142,7 @@ def main() -> None:
                     latency_file=args.latency,
                     latency_column=column,
                 )
-                evaluator, _, _ = build_evaluator(config, journal=None)
+                evaluator, _ = build_evaluator(config, journal=None)
                 own = {"ppo": settings, "evolution": evolution}.get(strategy)
                 get_strategy(strategy)(evaluator, space, seed, settings=own).run()
                 curves.append(regret_curve(evaluator.history, best, args.budget))

@@ -170,7 +170,7 @@ def test_a_search_that_finds_nothing_new_stops(strategy, tmp_path):
         latency_column="ms",
         ppo=PPOSettings(episodes_per_update=2),
     )
-    evaluator, _, _ = build_evaluator(config, None)
+    evaluator, _ = build_evaluator(config, None)
     strategy_cls = get_strategy(strategy)
     field = strategy_cls.settings_field
     settings = getattr(config, field) if field else None

@@ -62,8 +62,8 @@ def test_fit_from_a_benchmark_file_and_search_with_it(shared_data, tmp_path):
 
     from rlnas.cli import app
     from rlnas.search.config import SearchConfig
-    from rlnas.search.predicted import PredictorAccuracy
     from rlnas.search.run import run_search
+    from rlnas.search.sources.predictor import PredictorAccuracy
 
     folder = shared_data / "nb201"
     out = tmp_path / "p.parquet"
@@ -108,7 +108,7 @@ def test_fit_from_trainings(tmp_path, shared_data):
     from rlnas.accuracy.recipe import Recipe
     from rlnas.accuracy.training import Trainer
     from rlnas.model.space import get_space
-    from rlnas.search.predicted import known_from_trainings
+    from rlnas.search.sources.predictor import known_from_trainings
 
     space = get_space(str(tiny_space(tmp_path, widths=(8, 12, 16))))
     source = np.load(shared_data / "cifar10" / "cifar10_subset.npz")

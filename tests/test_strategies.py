@@ -25,7 +25,7 @@ from rlnas.search.strategies import (
 def test_budget_and_determinism(strategy, shared_data):
     histories = []
     for seed in (0, 0, 1):
-        evaluator, _, _ = build_evaluator(nb201_config(shared_data, strategy, seed=seed), None)
+        evaluator, _ = build_evaluator(nb201_config(shared_data, strategy, seed=seed), None)
         get_strategy(strategy)(evaluator, get_space("nb201"), seed).run()
         assert len(evaluator.history) == 40
         assert len({e.arch for e in evaluator.history}) == 40  # repeats are not counted
@@ -35,7 +35,7 @@ def test_budget_and_determinism(strategy, shared_data):
 
 
 def test_repeats_are_free_and_budget_is_enforced(shared_data):
-    evaluator, _, _ = build_evaluator(nb201_config(shared_data, "random", budget=2), None)
+    evaluator, _ = build_evaluator(nb201_config(shared_data, "random", budget=2), None)
     a, b, c = (Architecture.from_index(i, "nb201") for i in (1, 2, 3))
     first = evaluator.evaluate(a)
     assert evaluator.evaluate(a) is first
@@ -174,7 +174,7 @@ def test_the_controller_proposes_only_new_architectures(shared_data):
     """Every proposal of the PPO controller is a new architecture until the budget is spent,
     and once it has found networks within the latency target (pixel3's 25th percentile; a
     random network keeps it a quarter of the time) its proposals keep it too."""
-    evaluator, _, _ = build_evaluator(nb201_config(shared_data, "ppo", budget=150), None)
+    evaluator, _ = build_evaluator(nb201_config(shared_data, "ppo", budget=150), None)
     calls = count_evaluate_calls(evaluator)
     get_strategy("ppo")(evaluator, get_space("nb201"), 0).run()
     assert calls[0] == len(evaluator.history) == 150
@@ -211,7 +211,7 @@ def test_parallel_episodes_hand_their_proposals_over_as_one_batch(env, shared_da
     batch of parallel tasks)."""
     settings = PPOSettings(env=env, parallel_episodes=4, episodes_per_update=8)
     config = dataclasses.replace(nb201_config(shared_data, "ppo", budget=60), ppo=settings)
-    evaluator, _, _ = build_evaluator(config, None)
+    evaluator, _ = build_evaluator(config, None)
     batches: list[list[str]] = []
     evaluator.prefetch = lambda archs: batches.append([str(a) for a in archs])
     get_strategy("ppo")(evaluator, get_space("nb201"), 0, settings=settings).run()
@@ -227,7 +227,7 @@ def test_parallel_episodes_hand_their_proposals_over_as_one_batch(env, shared_da
 def test_evolution_breeds_parallel_children_as_one_batch(shared_data):
     settings = EvolutionSettings(parallel_children=4)
     config = nb201_config(shared_data, "evolution", budget=60)
-    evaluator, _, _ = build_evaluator(config, None)
+    evaluator, _ = build_evaluator(config, None)
     batches: list[tuple[int, bool]] = []
     evaluator.prefetch = lambda archs: batches.append((len(archs), evaluator.exhausted))
     get_strategy("evolution")(evaluator, get_space("nb201"), 0, settings=settings).run()

@@ -128,6 +128,12 @@ class TrainedAccuracy:
     def accuracy(self, arch: Architecture) -> float:
         return self.result(arch)["val_top1"]
 
+    def columns(self, archs: Sequence[Architecture]) -> dict[str, list[float]]:
+        return {}
+
+    def flush(self) -> None:
+        """Nothing kept in memory: each training folder is written as it finishes."""
+
     def prefetch(self, archs: Sequence[Architecture], pool: TaskPool) -> None:
         """Trains the architectures without a finished training folder as parallel tasks of
         `pool` and writes their folders into the cache (see the module docstring)."""

@@ -117,7 +117,8 @@ def tables_import(
     from rlnas.files import check_output
     from rlnas.hardware.catalog import user_tables_dir
     from rlnas.hardware.layer_bundle import import_layer_results
-    from rlnas.hardware.table import load_table, save_table, table_name
+    from rlnas.hardware.table import load_table, save_table
+    from rlnas.hardware.table_meta import table_name
 
     meta, frame, problems = import_layer_results(folder, results, device, partial)
     name = table_name(meta.device, meta.precision, meta.space, meta.resolution, meta.batch)

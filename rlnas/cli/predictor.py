@@ -44,7 +44,7 @@ def fit(
     """Fit a predictor on known accuracies; search with it by `--predictor FILE`."""
     from rlnas.files import check_output
     from rlnas.model.space import get_space
-    from rlnas.search.predicted import fit_predictor, known_from_file, known_from_trainings
+    from rlnas.search.sources.predictor import fit_predictor, known_from_file, known_from_trainings
 
     if from_file is not None and trained is not None:
         raise RlnasError("give --from-file or --trained, not both")

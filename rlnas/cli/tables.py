@@ -255,7 +255,7 @@ def tables_fit(
         read_timings,
         write_fitted_table,
     )
-    from rlnas.hardware.table import table_name
+    from rlnas.hardware.table_meta import table_name
     from rlnas.model.space import get_space
 
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", device):

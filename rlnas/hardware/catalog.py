@@ -8,7 +8,8 @@ from pathlib import Path
 from rlnas.errors import TableError, did_you_mean
 from rlnas.files import rlnas_home
 from rlnas.hardware.devices import get_device, list_devices, resolve_precision
-from rlnas.hardware.table import LatencyTable, load_table, read_meta, table_name
+from rlnas.hardware.table import LatencyTable, load_table, read_meta
+from rlnas.hardware.table_meta import table_name
 from rlnas.model.space import get_space, list_spaces
 
 

@@ -40,7 +40,8 @@ from rlnas.hardware.fit import (
     write_fitted_table,
 )
 from rlnas.hardware.host import fingerprint, host_fit_path, load_host_fit, measured_here
-from rlnas.hardware.table import LatencyTable, TableMeta, load_table, profile_command
+from rlnas.hardware.table import LatencyTable, load_table
+from rlnas.hardware.table_meta import TableMeta, profile_command
 from rlnas.hardware.timing import Timing, TimingConfig, measure
 from rlnas.model.arch import Architecture
 from rlnas.model.layers import enumerate_layers

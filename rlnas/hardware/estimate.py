@@ -37,7 +37,8 @@ from rlnas.files import check_output
 from rlnas.hardware.catalog import user_tables_dir
 from rlnas.hardware.roofline import CostModel, GpuSpec, OpArrays, get_spec
 from rlnas.hardware.systolic import SystolicArray, cycles_ms, layer_cost
-from rlnas.hardware.table import TableMeta, figure_rows, save_table, table_name
+from rlnas.hardware.table import figure_rows, save_table
+from rlnas.hardware.table_meta import TableMeta, table_name
 from rlnas.model.layers import enumerate_layers
 from rlnas.model.space import DEFAULT_SPACE, get_space
 from rlnas.model.zoo import NETWORKS, network_ops

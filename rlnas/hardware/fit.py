@@ -45,7 +45,8 @@ from scipy.optimize import nnls
 
 from rlnas.errors import ArchitectureError, RlnasError
 from rlnas.hardware.features import PriorTable, feature_models
-from rlnas.hardware.table import TableMeta, figure_rows, save_table
+from rlnas.hardware.table import figure_rows, save_table
+from rlnas.hardware.table_meta import TableMeta
 from rlnas.model.arch import Architecture
 from rlnas.model.layers import arch_layers, enumerate_layers
 from rlnas.model.ops import (

@@ -6,7 +6,7 @@ profile --device xavier-nx --ray-address auto` then sends the missing layers in
 batches of `BATCH` as tasks that each need one unit of that resource: a node
 offering one unit runs one batch at a time, so timings on a device never
 overlap. Each task builds the backend there and times its layers with the same
-harness as a local run (`rlnas.hardware.profile.LayerTimer`); the host, backend
+harness as a local run (`rlnas.hardware.layer_timer.LayerTimer`); the host, backend
 version and host fingerprint in the table are those of the node that timed.
 The driver appends each returned row to the table's journal, so a driver
 killed mid-run resumes like a local profile. A task whose worker or node died
@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 from rlnas.cluster import Notify, connect, require, run_tasks
 from rlnas.hardware.endtoend import NetworkTimer, NetworkTiming
-from rlnas.hardware.profile import LayerTimer, ProfileConfig
+from rlnas.hardware.layer_timer import LayerTimer, ProfileConfig
 from rlnas.hardware.timing import TimingConfig
 from rlnas.model.arch import Architecture
 from rlnas.model.ops import LayerKey

@@ -28,7 +28,8 @@ from pathlib import Path
 from rlnas.errors import TableError
 from rlnas.files import rlnas_home
 from rlnas.hardware.devices import DEVICES, cpu_name, gpu_names
-from rlnas.hardware.table import LatencyTable, TableMeta, load_table
+from rlnas.hardware.table import LatencyTable, load_table
+from rlnas.hardware.table_meta import TableMeta
 
 
 def _cpu_flags() -> str:

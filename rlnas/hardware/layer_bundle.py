@@ -38,8 +38,9 @@ from rlnas.hardware.backends import Workload
 from rlnas.hardware.backends.quantize import quantize_qdq
 from rlnas.hardware.devices import Device, get_device, resolve_precision
 from rlnas.hardware.runner_scripts import RUNNERS, write_runners
-from rlnas.hardware.runners import BUNDLE_ID, collect_results
-from rlnas.hardware.table import KEY_SCHEMA, TableMeta, rows_frame
+from rlnas.hardware.runners import BUNDLE_ID, Result, collect_results
+from rlnas.hardware.table import KEY_SCHEMA, rows_frame
+from rlnas.hardware.table_meta import TableMeta
 from rlnas.model.layers import enumerate_layers
 from rlnas.model.network import export_onnx, seeded
 from rlnas.model.ops import KEY_FIELDS, LayerKey, build_layer, input_shapes
@@ -256,25 +257,7 @@ def import_layer_results(
             f"{', '.join(missing[:3])}); run the runner again to finish them, or pass "
             "--partial to write a table of the layers that have one"
         )
-    rows: list[dict[str, object]] = []
-    for record in layers.to_dict("records"):
-        layer, overhead = timed.get(str(record["name"])), timed.get(str(record["overhead"]))
-        if layer is None or overhead is None:
-            continue
-        key = _key(record)
-        rows.append(
-            {
-                **key.as_dict(),
-                "latency_ms": layer.median_ms,
-                "p10_ms": layer.p10_ms,
-                "p90_ms": layer.p90_ms,
-                "mean_ms": layer.mean_ms,
-                "std_ms": layer.std_ms,
-                "runs": layer.runs,
-                "overhead_ms": overhead.median_ms,
-                "unstable": False,
-            }
-        )
+    rows = _layer_rows(layers, timed)
     if not rows:
         raise TableError(f"no layer of {folder} has a timing; run a runner on the device first")
     frame = rows_frame(rows)
@@ -308,6 +291,30 @@ def import_layer_results(
         overhead_ms=overhead_ms,
     )
     return meta, frame, problems
+
+
+def _layer_rows(layers: pd.DataFrame, timed: dict[str, Result]) -> list[dict[str, object]]:
+    """Table rows of the bundle's layers that have a timing and an overhead timing."""
+    rows: list[dict[str, object]] = []
+    for record in layers.to_dict("records"):
+        layer, overhead = timed.get(str(record["name"])), timed.get(str(record["overhead"]))
+        if layer is None or overhead is None:
+            continue
+        key = _key(record)
+        rows.append(
+            {
+                **key.as_dict(),
+                "latency_ms": layer.median_ms,
+                "p10_ms": layer.p10_ms,
+                "p90_ms": layer.p90_ms,
+                "mean_ms": layer.mean_ms,
+                "std_ms": layer.std_ms,
+                "runs": layer.runs,
+                "overhead_ms": overhead.median_ms,
+                "unstable": False,
+            }
+        )
+    return rows
 
 
 def _key(record: dict) -> LayerKey:

@@ -22,12 +22,11 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from rlnas.accuracy.scorer import ProxyScorer
 from rlnas.cluster import ray_address
 from rlnas.errors import RlnasError, TableError
 from rlnas.files import atomic_write_parquet
 from rlnas.hardware.catalog import locate_table
-from rlnas.hardware.endtoend import NetworkTimer, table_for_host
+from rlnas.hardware.endtoend import NetworkTimer, NetworkTiming, table_for_host
 from rlnas.hardware.fleet import FleetNetworkTimer
 from rlnas.hardware.table import LatencyTable
 from rlnas.hardware.timing import TimingConfig
@@ -36,7 +35,7 @@ from rlnas.model.baselines import get_baseline
 from rlnas.model.layers import arch_layers
 from rlnas.model.space import get_space
 from rlnas.search.run_folder import MEASURED, MEASURED_COLUMNS, RunFolder, read_frame
-from rlnas.search.sources import macs_model, params_model, proxy_config
+from rlnas.search.sources import accuracy_kind, macs_model, params_model
 
 # The baselines every image-space run is compared against (issue 6 / PRODUCT.md).
 BASELINE_NAMES = ("mobilenetv2", "efficientnet_b0", "resnet18")
@@ -88,42 +87,10 @@ class _Entry:
 
 
 def _baseline_scores(run: RunFolder, names: Sequence[str]) -> dict[str, float]:
-    """Each baseline's accuracy score on the run's scale: the run's proxy, or the trained
-    source's top-1 (training each baseline once, cached), or the predictor's for baselines
-    of its space; NaN for benchmark files, which hold only their own space."""
-    config = run.config
-    if config.resolved().accuracy == "trained":
-        from rlnas.accuracy.trained import TrainedAccuracy
-
-        source = TrainedAccuracy(config.data)
-        return {name: source.accuracy(get_baseline(name).architecture()) for name in names}
-    if config.resolved().accuracy == "predictor" and config.predictor is not None:
-        from rlnas.search.predicted import PredictorAccuracy
-
-        space = get_space(config.space)
-        predicted = PredictorAccuracy(config.predictor, space, config.data)
-        archs = {name: get_baseline(name).architecture() for name in names}
-        return {
-            name: predicted.accuracy(arch) if arch.space == space else float("nan")
-            for name, arch in archs.items()
-        }
-    if config.resolved().accuracy != "proxy":
-        return {name: float("nan") for name in names}
-    proxy = run.provenance.proxy or proxy_config(config)
-    scorer = ProxyScorer(config.space, proxy)
-    scores = {}
-    for name in names:
-        arch = get_baseline(name).architecture()
-        if arch.space == scorer.space:
-            scores[name] = scorer.score(arch)
-        else:
-            # Raw proxy values are a property of the network and the batch, so a network
-            # of another space is placed on this run's scale by this run's normalisers.
-            own = ProxyScorer(arch.space, proxy)
-            scores[name] = scorer.score_raw(own.raw(arch))
-            own.flush()
-    scorer.flush()
-    return scores
+    """Each baseline's accuracy score on the run's scale, as the run's accuracy source scores
+    baselines (`AccuracyKind.score_baselines`): NaN where it cannot."""
+    archs = {name: get_baseline(name).architecture() for name in names}
+    return accuracy_kind(run.config).score_baselines(run.config, run.provenance.proxy, archs)
 
 
 def measures_baselines(run: RunFolder, asked: bool) -> bool:
@@ -238,42 +205,9 @@ def measure_run(
     for done, entry in enumerate(entries, 1):
         arch = entry.arch
         table = _table_for(arch, config.device, precision, resolution, run, tables)
-        raw = predicted = float("nan")
-        if table is not None and not table.missing(arch_layers(arch, resolution)):
-            raw = table.raw_predict_ms(arch)
-            predicted = table.predict_ms(arch)
         timing = timer.time(arch, resolution, passes=config.passes)
-        rows.append(
-            {
-                "name": entry.name,
-                "kind": entry.kind,
-                "rank": entry.rank,
-                "arch": str(arch),
-                "space": arch.space.name,
-                "device": config.device,
-                "precision": precision,
-                "backend": timer.backend_name,
-                "backend_version": timer.backend_version,
-                "host": timer.host,
-                "threads": config.threads,
-                "resolution": resolution,
-                "score": float(entry.score),
-                "params": round(params_model(arch.space).total(arch.choices)),
-                "macs": round(macs_model(arch.space, resolution).total(arch.choices)),
-                "predicted_ms": predicted,
-                "raw_predicted_ms": raw,
-                "measured_ms": timing.median_ms,
-                "p10_ms": min(t.p10_ms for t in timing.passes),
-                "p90_ms": max(t.p90_ms for t in timing.passes),
-                "spread_pct": timing.spread_pct,
-                "error_pct": (predicted / timing.median_ms - 1) * 100,
-                "calibrated": bool(
-                    table is not None
-                    and (table.calibration is not None or table.meta.source == "fitted")
-                ),
-                "created": created,
-            }
-        )
+        rows.append(_row(entry, timing, timer, table, config, precision, resolution))
+        rows[-1]["created"] = created
         _write(previous, rows, out)
         if progress is not None:
             progress(done, len(entries), entry.name)
@@ -281,6 +215,51 @@ def measure_run(
 
     write_report(Path(run_path))
     return pd.DataFrame(rows)
+
+
+def _row(
+    entry: _Entry,
+    timing: NetworkTiming,
+    timer: NetworkTimer | FleetNetworkTimer,
+    table: LatencyTable | None,
+    config: MeasureConfig,
+    precision: str,
+    resolution: int,
+) -> dict[str, object]:
+    """One network's row of `measured.parquet`: what was measured, and what its table
+    predicted (raw and calibrated; NaN where the table lacks one of its layers)."""
+    arch = entry.arch
+    raw = predicted = float("nan")
+    if table is not None and not table.missing(arch_layers(arch, resolution)):
+        raw = table.raw_predict_ms(arch)
+        predicted = table.predict_ms(arch)
+    return {
+        "name": entry.name,
+        "kind": entry.kind,
+        "rank": entry.rank,
+        "arch": str(arch),
+        "space": arch.space.name,
+        "device": config.device,
+        "precision": precision,
+        "backend": timer.backend_name,
+        "backend_version": timer.backend_version,
+        "host": timer.host,
+        "threads": config.threads,
+        "resolution": resolution,
+        "score": float(entry.score),
+        "params": round(params_model(arch.space).total(arch.choices)),
+        "macs": round(macs_model(arch.space, resolution).total(arch.choices)),
+        "predicted_ms": predicted,
+        "raw_predicted_ms": raw,
+        "measured_ms": timing.median_ms,
+        "p10_ms": min(t.p10_ms for t in timing.passes),
+        "p90_ms": max(t.p90_ms for t in timing.passes),
+        "spread_pct": timing.spread_pct,
+        "error_pct": (predicted / timing.median_ms - 1) * 100,
+        "calibrated": bool(
+            table is not None and (table.calibration is not None or table.meta.source == "fitted")
+        ),
+    }
 
 
 def _write(previous: pd.DataFrame, rows: list[dict[str, object]], out: Path) -> None:

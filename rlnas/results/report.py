@@ -29,6 +29,7 @@ from rlnas.search.run_folder import (
     RunFolder,
     read_frame,
 )
+from rlnas.search.sources import accuracy_kind
 
 COLORS = {"candidate": "tab:red", "baseline": "tab:blue"}
 
@@ -107,55 +108,61 @@ def report_markdown(run: RunFolder, frame: pd.DataFrame) -> str:
                 f"{row['spread_pct']:.1f} | {row['params'] / 1e6:.2f} | "
                 f"{row['macs'] / 1e6:.0f} | {_fmt(row['score'], '.3f')} |"
             )
-        candidates = part[part["kind"] == "candidate"].sort_values("measured_ms")
-        baselines = part[part["kind"] == "baseline"].sort_values("measured_ms")
-        edges = list(zip(baselines["measured_ms"], baselines["name"], strict=True))
-        lines += ["", "### Candidates against the baselines (measured latency)"]
-        proxy = config.accuracy_kind() == "proxy"
-        if proxy:
-            lines += [
-                "",
-                "Scores here are proxy scores (the share of random architectures a network "
-                "outscores on the proxy), not accuracies: a candidate listed as faster than a "
-                "baseline at no lower proxy score is not shown to be as accurate. Train it "
-                "(`rlnas train --run RUN --rank K`), or search with `--accuracy trained`.",
-            ]
-        current = None
-        for _, cand in candidates.iterrows():
-            where = band(cand["measured_ms"], edges)
-            if where != current:
-                lines += ["", f"**{where}**", ""]
-                current = where
-            wins = beaten(cand, baselines)
-            head = (
-                f"- {cand['name']}: {cand['measured_ms']:.2f} ms, {'proxy ' if proxy else ''}score "
-                f"{_fmt(cand['score'], '.3f')}, {cand['params'] / 1e6:.2f} M params"
-            )
-            if not len(baselines):
-                lines.append(head)
-            elif not len(wins):
-                lines.append(
-                    head
-                    + (
-                        "; faster at no lower proxy score than no baseline"
-                        if proxy
-                        else "; beats no baseline"
-                    )
-                )
-            else:
-                beats = "; ".join(
-                    f"{w['name']} ({w['measured_ms']:.2f} ms): {w['improvement_pct']:.1f}% "
-                    f"faster, {'proxy ' if proxy else ''}score {w['score_diff']:+.3f}"
-                    for _, w in wins.iterrows()
-                )
-                verb = "faster at no lower proxy score than" if proxy else "beats"
-                lines.append(head + f"; {verb} {beats}")
+        lines += _against_baselines(part, proxy=not accuracy_kind(config).is_accuracy)
         lines.append("")
         lines.append(f"Architectures ({device} {precision}):")
         lines.append("")
         for _, row in part.sort_values("measured_ms").iterrows():
             lines.append(f"- {row['name']}: `{row['arch']}`")
     return "\n".join(lines) + "\n"
+
+
+def _against_baselines(part: pd.DataFrame, proxy: bool) -> list[str]:
+    """The candidates of one device, grouped by the baselines' latency bands, with the
+    baselines each one beats (or, for a proxy score, is faster than at no lower score)."""
+    candidates = part[part["kind"] == "candidate"].sort_values("measured_ms")
+    baselines = part[part["kind"] == "baseline"].sort_values("measured_ms")
+    edges = list(zip(baselines["measured_ms"], baselines["name"], strict=True))
+    lines = ["", "### Candidates against the baselines (measured latency)"]
+    if proxy:
+        lines += [
+            "",
+            "Scores here are proxy scores (the share of random architectures a network "
+            "outscores on the proxy), not accuracies: a candidate listed as faster than a "
+            "baseline at no lower proxy score is not shown to be as accurate. Train it "
+            "(`rlnas train --run RUN --rank K`), or search with `--accuracy trained`.",
+        ]
+    current = None
+    for _, cand in candidates.iterrows():
+        where = band(cand["measured_ms"], edges)
+        if where != current:
+            lines += ["", f"**{where}**", ""]
+            current = where
+        wins = beaten(cand, baselines)
+        head = (
+            f"- {cand['name']}: {cand['measured_ms']:.2f} ms, {'proxy ' if proxy else ''}score "
+            f"{_fmt(cand['score'], '.3f')}, {cand['params'] / 1e6:.2f} M params"
+        )
+        if not len(baselines):
+            lines.append(head)
+        elif not len(wins):
+            lines.append(
+                head
+                + (
+                    "; faster at no lower proxy score than no baseline"
+                    if proxy
+                    else "; beats no baseline"
+                )
+            )
+        else:
+            beats = "; ".join(
+                f"{w['name']} ({w['measured_ms']:.2f} ms): {w['improvement_pct']:.1f}% "
+                f"faster, {'proxy ' if proxy else ''}score {w['score_diff']:+.3f}"
+                for _, w in wins.iterrows()
+            )
+            verb = "faster at no lower proxy score than" if proxy else "beats"
+            lines.append(head + f"; {verb} {beats}")
+    return lines
 
 
 def plot_report(run: RunFolder, frame: pd.DataFrame, path: Path) -> None:

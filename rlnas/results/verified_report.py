@@ -16,6 +16,7 @@ measured one.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -33,6 +34,10 @@ from rlnas.search.run_folder import (
     RunFolder,
     read_frame,
 )
+from rlnas.search.sources import accuracy_kind
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 # The columns the report reads (see `rlnas.results.verify.verified_frame`).
 VERIFIED_COLUMNS = {
@@ -172,49 +177,55 @@ def _front(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[keep].sort_values("measured_ms")
 
 
+def _plot_kind(axes: Axes, kind: str, group: pd.DataFrame, proxy: bool) -> None:
+    """One kind of network (candidates, baselines): trained and measured points with their
+    spread, the search's predicted points, and a line from each prediction to its truth."""
+    color = COLORS.get(kind, "tab:gray")
+    axes.errorbar(
+        group["measured_ms"],
+        group["top1_mean"],
+        yerr=group["top1_std"].fillna(0),
+        fmt="o",
+        color=color,
+        capsize=3,
+        label=f"{kind}s: trained, measured",
+        zorder=3,
+    )
+    # A proxy score is no accuracy: its predicted point keeps the trained top-1.
+    predicted = group["top1_mean"] if proxy else group["score"]
+    axes.scatter(
+        group["predicted_ms"],
+        predicted,
+        facecolors="none",
+        edgecolors=color,
+        alpha=0.6,
+        label=f"{kind}s: predicted (search score, table)",
+        zorder=2,
+    )
+    for (_, row), y in zip(group.iterrows(), predicted, strict=True):
+        axes.plot(
+            [row["predicted_ms"], row["measured_ms"]],
+            [y, row["top1_mean"]],
+            color=color,
+            alpha=0.3,
+            linewidth=0.8,
+        )
+        label = f"{row['name']} (a0)" if row["is_a0"] else row["name"]
+        axes.annotate(
+            label,
+            (row["measured_ms"], row["top1_mean"]),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize=7,
+        )
+
+
 def plot_verified(run: RunFolder, frame: pd.DataFrame, path: Path) -> None:
     trained = frame[frame["seeds"] > 0]
-    proxy = run.config.accuracy_kind() == "proxy"
+    proxy = not accuracy_kind(run.config).is_accuracy
     figure, axes = plt.subplots(figsize=(7.5, 5), dpi=120)
     for kind, group in trained.groupby("kind"):
-        color = COLORS.get(str(kind), "tab:gray")
-        axes.errorbar(
-            group["measured_ms"],
-            group["top1_mean"],
-            yerr=group["top1_std"].fillna(0),
-            fmt="o",
-            color=color,
-            capsize=3,
-            label=f"{kind}s: trained, measured",
-            zorder=3,
-        )
-        # A proxy score is no accuracy: its predicted point keeps the trained top-1.
-        predicted = group["top1_mean"] if proxy else group["score"]
-        axes.scatter(
-            group["predicted_ms"],
-            predicted,
-            facecolors="none",
-            edgecolors=color,
-            alpha=0.6,
-            label=f"{kind}s: predicted (search score, table)",
-            zorder=2,
-        )
-        for (_, row), y in zip(group.iterrows(), predicted, strict=True):
-            axes.plot(
-                [row["predicted_ms"], row["measured_ms"]],
-                [y, row["top1_mean"]],
-                color=color,
-                alpha=0.3,
-                linewidth=0.8,
-            )
-            label = f"{row['name']} (a0)" if row["is_a0"] else row["name"]
-            axes.annotate(
-                label,
-                (row["measured_ms"], row["top1_mean"]),
-                textcoords="offset points",
-                xytext=(4, 4),
-                fontsize=7,
-            )
+        _plot_kind(axes, str(kind), group, proxy)
     if len(trained):
         front = _front(trained)
         axes.step(

@@ -16,6 +16,7 @@ from rlnas.hardware.devices import get_device, list_devices, resolve_precision
 from rlnas.hardware.table import read_meta
 from rlnas.model.space import DEFAULT_SPACE, get_space
 from rlnas.search.rewards import REWARD_MODES
+from rlnas.search.sources import ACCURACY_UNITS, accuracy_kind, latency_kind
 from rlnas.search.strategies import STRATEGIES, get_strategy
 from rlnas.search.strategies.settings import EvolutionSettings, PPOSettings
 
@@ -163,10 +164,10 @@ class SearchConfig:
                 "--min-utilization 0.3"
             )
         check_seed(self.seed)
-        if self.accuracy_unit not in ("auto", "percent", "fraction"):
-            raise RlnasError(
-                unknown("accuracy unit", self.accuracy_unit, ("auto", "percent", "fraction"))
-            )
+        if self.accuracy_unit not in ACCURACY_UNITS:
+            raise RlnasError(unknown("accuracy unit", self.accuracy_unit, ACCURACY_UNITS))
+        accuracy_kind(self)  # an unknown source fails here, before any file is read
+        latency_kind(self)
         if self.table is None or self.device in list_devices():
             # A device rlnas cannot reach has only the tables given for it (a fitted one).
             resolve_precision(get_device(self.device), self.precision or None)
@@ -182,7 +183,7 @@ class SearchConfig:
                 f"accuracy_drop must be a fraction in [0, 1), got {self.accuracy_drop:g}; "
                 "e.g. --accuracy-drop 1%"
             )
-        if self.accuracy_kind() == "proxy":
+        if not accuracy_kind(self).is_accuracy:
             raise RlnasError(
                 "--baseline needs accuracies: a proxy score is a percentile, so "
                 f"'{1 - self.accuracy_drop:g}x the baseline' means nothing; give --predictor FILE "
@@ -211,8 +212,8 @@ class SearchConfig:
 
     def resolved(self) -> SearchConfig:
         """These settings with `precision`, `accuracy` and `latency` filled in."""
-        accuracy = self.accuracy_kind()
-        latency = self.latency or ("benchmark" if self.latency_file else "table")
+        accuracy = accuracy_kind(self).name
+        latency = latency_kind(self).name
         precision = self.precision
         if precision is None and self.table is not None and self.device not in list_devices():
             precision = read_meta(self.table).precision
@@ -223,24 +224,13 @@ class SearchConfig:
         return dataclasses.replace(self, precision=precision, accuracy=accuracy, latency=latency)
 
     def accuracy_kind(self) -> str:
-        """The accuracy source's name: proxy, benchmark, trained or predictor."""
-        if self.accuracy:
-            return self.accuracy
-        if self.predictor:
-            return "predictor"
-        return "benchmark" if self.accuracy_file else "proxy"
+        """The accuracy source's name (see `rlnas.search.sources`)."""
+        return accuracy_kind(self).name
 
     def score_name(self) -> str:
         """What this search's accuracy score is, in words: a proxy score is never called an
         accuracy."""
-        accuracy = self.accuracy_kind()
-        if accuracy == "benchmark":
-            return f"accuracy ({Path(str(self.accuracy_file)).name}:{self.accuracy_column})"
-        if accuracy == "trained":
-            return "validation top-1 after short training"
-        if accuracy == "predictor":
-            return f"predicted accuracy ({Path(str(self.predictor)).name})"
-        return f"proxy score ({self.proxy}, percentile; not an accuracy)"
+        return accuracy_kind(self).score_name(self)
 
     def target_text(self) -> str:
         """The target as the command line writes it: `6` or `4:12`."""

@@ -103,18 +103,17 @@ class Evaluator:
         return len(self.history) >= self.budget
 
     def prefetch(self, archs: list[Architecture]) -> None:
-        """Scores a batch of proposals in parallel where a pool and the accuracy source allow
-        it (the proxy source), so that evaluating them one by one afterwards is fast; the
-        evaluations are the same as without it. Does nothing otherwise."""
-        prefetch = getattr(self.accuracy, "prefetch", None)
-        if self.pool is None or prefetch is None:
+        """Scores a batch of proposals in parallel where there is a pool and the accuracy
+        source can (the proxy and trained sources), so that evaluating them one by one
+        afterwards is fast; the evaluations are the same as without it."""
+        if self.pool is None:
             return
         cache, known = self.cache, self._known
         unseen = {str(a): a for a in archs if str(a) not in cache and str(a) not in known}
         # Only as many as the budget can still evaluate.
         new = list(unseen.values())[: max(self.budget - len(self.history), 0)]
         if new:
-            prefetch(new, self.pool)
+            self.accuracy.prefetch(new, self.pool)
 
     def affordable(self, arch: Architecture) -> bool:
         """Whether `evaluate(arch)` is within the budget (a cached architecture always is)."""

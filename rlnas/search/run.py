@@ -18,7 +18,6 @@ import pandas as pd
 import pyarrow as pa
 
 from rlnas import cluster
-from rlnas.accuracy.scorer import ProxyScorer
 from rlnas.cluster import Notify, Status, TaskPool
 from rlnas.errors import RlnasError, RunError
 from rlnas.files import atomic_write_parquet, check_folder
@@ -74,7 +73,7 @@ class RunResult:
 
 def build_evaluator(
     config: SearchConfig, journal: Path | None, pool: TaskPool | None = None
-) -> tuple[Evaluator, ProxyScorer | None, Provenance]:
+) -> tuple[Evaluator, Provenance]:
     """The sources and evaluator of a search, and where their numbers come from.
 
     In a baseline-relative search a0 is scored first by the same sources, and its
@@ -122,8 +121,7 @@ def build_evaluator(
         journal,
         pool,
     )
-    scorer = getattr(accuracy, "scorer", None)
-    return evaluator, scorer, provenance
+    return evaluator, provenance
 
 
 def run_search(
@@ -162,7 +160,7 @@ def run_search(
     if address is not None:
         ray = cluster.connect(address)
         pool = functools.partial(cluster.run_tasks, ray, notify=notify, status=status)
-    evaluator, scorer, provenance = build_evaluator(config, out / run_folder.JOURNAL, pool)
+    evaluator, provenance = build_evaluator(config, out / run_folder.JOURNAL, pool)
     space = evaluator.params.space
     out.mkdir(parents=True, exist_ok=True)
     run_folder.write_settings(out, config, provenance)
@@ -186,22 +184,8 @@ def run_search(
         ),
     )
     strategy.run(progress)
-    if scorer is not None:
-        scorer.flush()
-
-    frame = pd.DataFrame([dataclasses.asdict(e) for e in evaluator.history])
-    resolution = config.resolution or space.resolution
-    macs = macs_model(space, resolution)
-    archs = [Architecture.decode(a, space) for a in frame["arch"]]
-    frame["macs"] = [round(macs.total(a.choices)) for a in archs]
-    if scorer is not None:
-        raw = [scorer.raw(a) for a in archs]
-        for proxy in scorer.members:
-            frame[f"proxy_{proxy}"] = [r[proxy] for r in raw]
-    atomic_write_parquet(_arrow(frame), out / run_folder.EVALUATIONS)
-    front = pareto_front(frame)
-    atomic_write_parquet(_arrow(front), out / run_folder.PARETO)
-    plot_pareto(frame, front, config, out / run_folder.PARETO_PLOT)
+    evaluator.accuracy.flush()
+    frame, front = _write_results(out, evaluator, config)
     best = run_folder.ranked(frame, config.target_ms, config.baseline is not None).iloc[0]
     return RunResult(
         out,
@@ -213,6 +197,25 @@ def run_search(
         config,
         provenance.baseline,
     )
+
+
+def _write_results(
+    out: Path, evaluator: Evaluator, config: SearchConfig
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Writes the evaluations (with MACs and the accuracy source's own columns), the Pareto
+    front and its plot; returns the first two."""
+    space = evaluator.params.space
+    frame = pd.DataFrame([dataclasses.asdict(e) for e in evaluator.history])
+    macs = macs_model(space, config.resolution or space.resolution)
+    archs = [Architecture.decode(a, space) for a in frame["arch"]]
+    frame["macs"] = [round(macs.total(a.choices)) for a in archs]
+    for name, values in evaluator.accuracy.columns(archs).items():
+        frame[name] = values
+    atomic_write_parquet(_arrow(frame), out / run_folder.EVALUATIONS)
+    front = pareto_front(frame)
+    atomic_write_parquet(_arrow(front), out / run_folder.PARETO)
+    plot_pareto(frame, front, config, out / run_folder.PARETO_PLOT)
+    return frame, front
 
 
 def check_tensorboard(strategy: str) -> None:

@@ -37,7 +37,7 @@ from rlnas import __version__
 from rlnas.accuracy.scorer import ProxyConfig
 from rlnas.errors import RlnasError, RunError
 from rlnas.files import atomic_write_text
-from rlnas.hardware.table import TableMeta
+from rlnas.hardware.table_meta import TableMeta
 from rlnas.search.baseline import BaselineTarget, with_limit
 from rlnas.search.config import SearchConfig
 from rlnas.settings import from_json, to_json

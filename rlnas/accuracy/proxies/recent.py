@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlnas.accuracy.data import Batch
-from rlnas.accuracy.proxies import ACTIVATIONS, forward_hooked, register_proxy
+from rlnas.accuracy.proxies.base import ACTIVATIONS, forward_hooked, register_proxy
 
 
 @register_proxy(

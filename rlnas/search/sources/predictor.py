@@ -11,7 +11,9 @@ newly trained architecture.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +25,12 @@ from rlnas.accuracy.training import RECIPE, read_result
 from rlnas.errors import RlnasError
 from rlnas.model.arch import Architecture
 from rlnas.model.space import Space, get_space
+from rlnas.search.sources.base import AccuracyKind, AccuracySource
+from rlnas.search.sources.benchmark import BenchmarkAccuracy
+
+if TYPE_CHECKING:
+    from rlnas.cluster import TaskPool
+    from rlnas.search.config import SearchConfig
 
 
 def _scorers(space: Space, proxies: list[str], data: Path | None) -> dict[str, ProxyScorer]:
@@ -45,8 +53,6 @@ def known_from_file(
     space: Space, path: Path, column: str, unit: str, sample: int | None, seed: int
 ) -> tuple[list[Architecture], list[float]]:
     """Architectures and accuracies (percent) of a benchmark file, or a seeded sample of K."""
-    from rlnas.search.sources import BenchmarkAccuracy
-
     source = BenchmarkAccuracy(path, column, unit)
     keys = [k for k, v in source.column.values.items() if np.isfinite(v)]
     if sample is not None:
@@ -97,7 +103,6 @@ def fit_predictor(
 class PredictorAccuracy:
     """Predicted accuracy (percent / 100, clipped to 0..1) of a fitted predictor."""
 
-    table = None
     proxy: ProxyConfig | None = None
 
     def __init__(self, path: Path, space: Space, data: Path | None):
@@ -113,7 +118,52 @@ class PredictorAccuracy:
         mean, _ = self.predictor.predict([arch], values)
         return float(np.clip(mean[0] / 100, 0.0, 1.0))
 
+    def prefetch(self, archs: Sequence[Architecture], pool: TaskPool) -> None:
+        """Nothing in parallel: a prediction costs the proxies of one network."""
+
+    def columns(self, archs: Sequence[Architecture]) -> dict[str, list[float]]:
+        return {}
+
+    def flush(self) -> None:
+        for scorer in self.scorers.values():
+            scorer.flush()
+
     def add(self, arch: Architecture, accuracy_percent: float) -> None:
         """Refits the predictor with a newly known architecture."""
         values = _proxy_values(self.scorers, [arch])
         self.predictor = self.predictor.with_known([arch], [accuracy_percent], values)
+
+
+def _make(config: SearchConfig, space: Space) -> AccuracySource:
+    if config.predictor is None:
+        raise RlnasError(
+            "the predictor accuracy source needs --predictor FILE (make one with "
+            "`rlnas predictor fit`)"
+        )
+    return PredictorAccuracy(config.predictor, space, config.data)
+
+
+def score_baselines(
+    config: SearchConfig, proxy: ProxyConfig | None, archs: Mapping[str, Architecture]
+) -> dict[str, float]:
+    """The predictor's accuracy for baselines of its space; NaN for the others."""
+    if config.predictor is None:
+        return {name: float("nan") for name in archs}
+    space = get_space(config.space)
+    predicted = PredictorAccuracy(config.predictor, space, config.data)
+    scores = {
+        name: predicted.accuracy(arch) if arch.space == space else float("nan")
+        for name, arch in archs.items()
+    }
+    predicted.flush()
+    return scores
+
+
+KIND = AccuracyKind(
+    name="predictor",
+    make=_make,
+    score_name=lambda config: f"predicted accuracy ({Path(str(config.predictor)).name})",
+    is_accuracy=True,
+    score_baselines=score_baselines,
+    picked_by="predictor",
+)

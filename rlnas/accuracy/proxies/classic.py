@@ -1,22 +1,16 @@
-"""Zero-cost accuracy proxies: a score of an untrained network from one minibatch.
+"""The proxies of 2019-2021: synflow, grad_norm, snip, jacob_cov, naswot, and the params and
+flops baselines.
 
-Each proxy is a function `(net, batch) -> float` registered with
-`@register_proxy`; higher is better for all of them. Definitions follow
-Abdelfattah et al., "Zero-Cost Proxies for Lightweight NAS" (ICLR 2021),
-which evaluated them on NAS-Bench-201, and the papers each one comes from:
-the per-layer metrics are summed over the weights of every convolution and
-linear layer.
-
-Raw values are not comparable across proxies and span many orders of
-magnitude; `rlnas.accuracy.normalize` maps them onto [0, 1] before any reward sees them.
+Definitions follow Abdelfattah et al., "Zero-Cost Proxies for Lightweight NAS"
+(ICLR 2021), which evaluated them on NAS-Bench-201, and the papers each one
+comes from: the per-layer metrics are summed over the weights of every
+convolution and linear layer.
 """
 
 from __future__ import annotations
 
 import copy
-import fnmatch
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,58 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlnas.accuracy.data import Batch
-from rlnas.errors import ProxyError, unknown
+from rlnas.accuracy.proxies.base import ACTIVATIONS, forward_hooked, register_proxy
+from rlnas.errors import ProxyError
 from rlnas.model.network import count_params
-
-ProxyFn = Callable[[nn.Module, Batch], float]
-
-
-@dataclass(frozen=True)
-class Proxy:
-    """A registered proxy.
-
-    Attributes:
-        name: Registry name.
-        fn: The scoring function; it must not change the network it is given.
-        needs_data: Whether real images make a difference (False: data-free).
-        reference: The paper that defines it.
-        version: Bumped when its values change (a fix), so cached values of an
-            earlier version are not reused.
-    """
-
-    name: str
-    fn: ProxyFn
-    needs_data: bool
-    reference: str
-    version: int = 1
-
-    @property
-    def cache_name(self) -> str:
-        """Its name in the score cache: the name, with the version after the first."""
-        return self.name if self.version == 1 else f"{self.name}@v{self.version}"
-
-
-PROXIES: dict[str, Proxy] = {}
-
-
-def register_proxy(
-    name: str, needs_data: bool, reference: str, version: int = 1
-) -> Callable[[ProxyFn], ProxyFn]:
-    def decorate(fn: ProxyFn) -> ProxyFn:
-        PROXIES[name] = Proxy(name, fn, needs_data, reference, version)
-        return fn
-
-    return decorate
-
-
-def list_proxies(pattern: str = "*") -> list[str]:
-    return [name for name in PROXIES if fnmatch.fnmatch(name, pattern)]
-
-
-def get_proxy(name: str) -> Proxy:
-    if name not in PROXIES:
-        raise ProxyError(unknown("proxy", name, PROXIES))
-    return PROXIES[name]
 
 
 def _weighted_layers(net: nn.Module) -> list[nn.Conv2d | nn.Linear]:
@@ -196,31 +141,6 @@ def jacob_cov(net: nn.Module, batch: Batch) -> float:
     return float(-np.sum(np.log(eigenvalues + k) + 1.0 / (eigenvalues + k)))
 
 
-ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.SiLU)
-
-Hook = Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], None]
-
-
-def forward_hooked(net: nn.Module, modules: list[nn.Module], hook: Hook, x: torch.Tensor) -> None:
-    """Runs `net(x)` in training mode without gradients with `hook` on the forward of
-    `modules`, then removes it and restores the net's mode and buffers (batch-norm running
-    statistics), so the net is left as it came: cheaper than a deep copy."""
-    handles = [m.register_forward_hook(hook) for m in modules]
-    buffers = {name: b.clone() for name, b in net.named_buffers()}
-    modes = {m: m.training for m in net.modules()}
-    try:
-        with torch.no_grad():
-            net.train()(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-        with torch.no_grad():
-            for name, b in net.named_buffers():
-                b.copy_(buffers[name])
-        for m, training in modes.items():
-            m.training = training
-
-
 @register_proxy(
     "naswot",
     needs_data=True,
@@ -288,7 +208,3 @@ def count_macs(net: nn.Module, image_shape: tuple[int, ...]) -> int:
         for handle in handles:
             handle.remove()
     return total
-
-
-# The proxies of 2023-2024 live in their own module and register here on import.
-from rlnas.accuracy import recent_proxies  # noqa: E402, F401
