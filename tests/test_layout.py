@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,30 @@ def test_best_is_the_most_accurate_within_the_target_under_every_reward():
         }
     )
     assert list(ranked(frame, 6.0)["arch"]) == ["within", "fast", "over"]
+
+
+def _readme_table(heading: str) -> list[list[str]]:
+    """The rows (cells) of the first table under a README heading."""
+    text = (REPO / "README.md").read_text().split(f"\n## {heading}\n", 1)[1]
+    lines = [line for line in text.split("\n## ", 1)[0].splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines[2:]]
+
+
+def test_every_path_the_extending_table_names_exists():
+    rows = _readme_table("Extending rlnas")
+    named = [p for row in rows for p in re.findall(r"`([\w./]+/[\w./]*)`", " ".join(row))]
+    assert len(rows) >= 6 and len(named) >= 10, rows
+    missing = [p for p in named if not (REPO / p).exists()]
+    assert not missing, f"README's Extending table names paths that do not exist: {missing}"
+
+
+def test_the_layout_table_names_every_module():
+    rows = {row[0].strip("`"): row[1] for row in _readme_table("Layout")}
+    assert "rlnas/search/" in rows, rows
+    missing = []
+    for folder, cell in rows.items():
+        base = REPO / folder
+        for path in sorted(base.rglob("*.py")) if folder != "rlnas/" else base.glob("*.py"):
+            if path.name != "__init__.py" and f"`{path.stem}`" not in cell:
+                missing.append(str(path.relative_to(REPO)))
+    assert not missing, f"README's Layout table leaves out {missing}"

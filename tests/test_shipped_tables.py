@@ -104,3 +104,19 @@ def test_predict_takes_the_space_from_the_table_file():
     other = CliRunner().invoke(app, [*base, "--space", "nb201"])
     assert other.exit_code != 0
     assert "is for space 'fbnet', not 'nb201'" in other.stderr
+
+
+def test_a_search_takes_the_space_from_the_table_file(tmp_path):
+    from rlnas.search.config import SearchConfig
+
+    table = shipped_tables_dir() / "cpu_fp32_fbnet_32_b1.parquet"
+    assert SearchConfig(latency_ms=5, table=table).space == "fbnet"
+    assert SearchConfig(latency_ms=5, table=table, space="fbnet").space == "fbnet"
+    assert SearchConfig(latency_ms=5).space == "mobilenet"
+    out = tmp_path / "run"
+    base = ["search", "--strategy", "random", "--latency-ms", "5", "--table", str(table)]
+    other = CliRunner().invoke(app, [*base, "--space", "nb201", "--out", str(out)])
+    assert other.exit_code == 2, other.output
+    assert "is for space 'fbnet', not 'nb201'" in other.stderr
+    assert len(other.stderr.strip().splitlines()) == 1
+    assert not out.exists()

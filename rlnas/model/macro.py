@@ -20,11 +20,12 @@ from torch import nn
 
 from rlnas.errors import ArchitectureError, SpaceError, did_you_mean
 from rlnas.model.costs import CostTerms, LayerCost
-from rlnas.model.ops import LayerKey, build_layer, out_size
+from rlnas.model.ops import LAYER_OPS, LayerKey, build_layer, out_size
 from rlnas.model.space import Decision, SiblingReader, Space, SpaceReader
 
 ACTIVATIONS = ("relu", "relu6", "silu")
-BLOCK_OPS = ("ir", "er", "irf", "basic")
+# The ops a space file may search as block families (`LayerOp.block`).
+BLOCK_OPS = tuple(name for name, op in LAYER_OPS.items() if op.block)
 SKIP = "skip"
 
 

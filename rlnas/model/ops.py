@@ -89,6 +89,8 @@ class LayerOp:
         primitives: Appends its primitive operations to a roofline `Net` started at the
             key's input; None where the cost model has no decomposition.
         inputs: Input tensors of the key's shape it takes.
+        block: Whether a macro space file may search it as a block family in `[blocks]`
+            (kernel, expansion and SE as its choices).
     """
 
     name: str
@@ -98,6 +100,7 @@ class LayerOp:
     macs: Callable[[LayerKey], int]
     primitives: Callable[[LayerKey, Net], None] | None = None
     inputs: int = 1
+    block: bool = False
 
 
 def _pixels(key: LayerKey) -> int:
@@ -268,6 +271,7 @@ LAYER_OPS: dict[str, LayerOp] = {
             _mb_params,
             _mb_macs,
             _ir_primitives,
+            block=True,
         ),
         LayerOp(
             "er",
@@ -276,6 +280,7 @@ LAYER_OPS: dict[str, LayerOp] = {
             _mb_params,
             _mb_macs,
             _er_primitives,
+            block=True,
         ),
         LayerOp(
             "irf",
@@ -284,6 +289,7 @@ LAYER_OPS: dict[str, LayerOp] = {
             lambda k: _irf_params(k, 1),
             lambda k: _irf_macs(k, 1),
             lambda k, net: _irf_primitives(k, net, 1),
+            block=True,
         ),
         LayerOp(
             "irf_g2",
@@ -300,6 +306,7 @@ LAYER_OPS: dict[str, LayerOp] = {
             _basic_params,
             _basic_macs,
             _basic_primitives,
+            block=True,
         ),
         LayerOp(
             "classifier",

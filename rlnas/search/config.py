@@ -14,7 +14,7 @@ from rlnas.errors import RlnasError, unknown
 from rlnas.hardware.catalog import default_precision
 from rlnas.hardware.devices import get_device, list_devices, resolve_precision
 from rlnas.hardware.table import read_meta
-from rlnas.model.space import DEFAULT_SPACE, get_space
+from rlnas.model.space import DEFAULT_SPACE, get_space, list_spaces
 from rlnas.search.rewards import REWARD_MODES
 from rlnas.search.sources import ACCURACY_UNITS, accuracy_kind, latency_kind
 from rlnas.search.strategies import STRATEGIES, get_strategy
@@ -46,7 +46,8 @@ class SearchConfig:
         device: Target device; picks the lookup table with `precision`.
         precision: Precision of the table; None picks the first of the device's
             precisions that has a table (so `--device xavier-nx` finds the shipped fp16 one).
-        space: Space name or space file.
+        space: Space name or space file (default: the space of a --table file, else
+            mobilenet).
         resolution: Deployment resolution (default: the space's).
         reward: mnas, tunas or hard.
         proxy: Accuracy proxy (or ensemble) of the proxy accuracy source.
@@ -94,7 +95,7 @@ class SearchConfig:
     strategy: str = "ppo"
     device: str = "cpu"
     precision: str | None = None
-    space: str = DEFAULT_SPACE
+    space: str = ""  # filled in by __post_init__
     resolution: int | None = None
     reward: str = "hard"
     proxy: str = "naswot"  # rlnas.accuracy.scorer.DEFAULT_PROXY, without importing torch
@@ -121,6 +122,7 @@ class SearchConfig:
     ppo: PPOSettings = field(default_factory=PPOSettings)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "space", self._space())
         if self.strategy not in STRATEGIES:
             raise RlnasError(unknown("strategy", self.strategy, STRATEGIES))
         if self.reward not in REWARD_MODES:
@@ -176,6 +178,26 @@ class SearchConfig:
         field = get_strategy(self.strategy).settings_field
         if field is not None:
             getattr(self, field).check(space, target_range=self.latency_min_ms is not None)
+
+    def _space(self) -> str:
+        """`space`, else the space of a `table` file, else the default; a table file of
+        another space than an explicit one is an error."""
+        held = None
+        if self.table is not None and Path(self.table).is_file():
+            held = read_meta(Path(self.table)).space
+        if not self.space:
+            if held is not None and held not in list_spaces():
+                raise RlnasError(
+                    f"table {self.table} is for space '{held}', which is not built in; give its "
+                    "file with --space FILE.toml"
+                )
+            return held or DEFAULT_SPACE
+        if held is not None and get_space(self.space).name != held:
+            raise RlnasError(
+                f"table {self.table} is for space '{held}', not '{self.space}'; drop --space "
+                "(the table's is used) or give a table of that space"
+            )
+        return self.space
 
     def _check_baseline(self) -> None:
         if not (math.isfinite(self.accuracy_drop) and 0 <= self.accuracy_drop < 1):
