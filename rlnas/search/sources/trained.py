@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from rlnas.accuracy.trained import SHORT_RECIPE, TrainedAccuracy
+from rlnas.accuracy import trained
+from rlnas.accuracy.trained import TrainedAccuracy
 from rlnas.model.arch import Architecture
 from rlnas.model.space import Space
 from rlnas.search.sources.base import AccuracyKind, AccuracySource
@@ -17,14 +18,15 @@ if TYPE_CHECKING:
 
 
 def _make(config: SearchConfig, space: Space) -> AccuracySource:
-    return TrainedAccuracy(config.data, SHORT_RECIPE)
+    # The recipe is read when the source is made, so that it can be swapped (tests do).
+    return TrainedAccuracy(config.data, trained.SHORT_RECIPE)
 
 
 def score_baselines(
     config: SearchConfig, proxy: ProxyConfig | None, archs: Mapping[str, Architecture]
 ) -> dict[str, float]:
     """Each baseline trained once with the run's recipe (cached), whatever its space."""
-    source = TrainedAccuracy(config.data, SHORT_RECIPE)
+    source = TrainedAccuracy(config.data, trained.SHORT_RECIPE)
     return {name: source.accuracy(arch) for name, arch in archs.items()}
 
 
