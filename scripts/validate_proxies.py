@@ -3,7 +3,7 @@
 Usage:
     python scripts/validate_proxies.py [--space nb201 | nbmacro] [--sample 1000 | --all]
         [--seed 0] [--workers 2] [--proxies synflow,zico,...]
-        [--data ../shared/data/cifar10/cifar10_subset.npz]
+        [--data ../shared/data/cifar10/cifar10_subset.npz | --no-data]
         [--cache out/proxy_scores_<space>.parquet] [--cached-only]
 
 Scores a seeded sample of the benchmark's architectures with every proxy
@@ -102,6 +102,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--proxies", default=",".join(PROXIES))
     parser.add_argument("--data", type=Path, default=SHARED / "cifar10" / "cifar10_subset.npz")
+    parser.add_argument(
+        "--no-data",
+        action="store_true",
+        help="seeded noise images instead of --data (what a search without --data scores)",
+    )
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument(
         "--cached-only",
@@ -120,7 +125,8 @@ def main() -> None:
         else np.sort(rng.choice(len(all_archs), args.sample, replace=False))
     )
     archs, accuracy = [all_archs[i] for i in indices], all_accuracy[indices]
-    config = ProxyConfig(proxy="ensemble", data=args.data, cache=cache)
+    data = None if args.no_data else args.data
+    config = ProxyConfig(proxy="ensemble", data=data, cache=cache)
     scorer = ProxyScorer(args.space, config)
     # The ensemble column only when its members are asked for (it needs all three).
     ensemble = all(p in proxies for p in ENSEMBLE)
