@@ -164,12 +164,16 @@ def _command_parameters(name: str) -> dict[str, object]:
     return {p.name: p.default for p in command.params}
 
 
+_LATENCY_FORMS = ("latency_min_ms", "latency_factor", "latency_reference")
+
+
 @pytest.mark.parametrize(
     ("command", "config", "excluded"),
     [
-        # latency_min_ms is set by --latency-ms LO:HI.
-        ("search", SearchConfig, ("latency_min_ms",)),
-        ("train-controller", SearchConfig, ("strategy", "latency_min_ms")),
+        # latency_min_ms is set by --latency-ms LO:HI, the relative target's fields by
+        # --latency-ms FACTORx:BASELINE.
+        ("search", SearchConfig, _LATENCY_FORMS),
+        ("train-controller", SearchConfig, ("strategy", *_LATENCY_FORMS)),
         ("profile", ProfileConfig, ()),
         ("measure", MeasureConfig, ()),
         ("verify", VerifyConfig, ()),

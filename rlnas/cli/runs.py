@@ -224,19 +224,35 @@ _OUT = option("out", Path | None, "Run folder (default: runs/<name>).", None)
 
 
 def _latency_target(text: str | None) -> dict[str, Any]:
-    """`6` -> one target; `4:12` -> every target from 4 to 12 ms in one run; none (with
-    --baseline): a0's latency."""
+    """`6` -> one target; `4:12` -> every target from 4 to 12 ms in one run;
+    `0.6x:mobilenetv2` -> 0.6 x that baseline's latency here; none (with --baseline):
+    a0's latency."""
+    targets: dict[str, Any] = dict.fromkeys(
+        ("latency_ms", "latency_min_ms", "latency_factor", "latency_reference")
+    )
     if text is None:
-        return {"latency_ms": None, "latency_min_ms": None}
+        return targets
     low, colon, high = text.partition(":")
+    if low.strip().lower().endswith("x"):
+        try:
+            factor = float(low.strip()[:-1])
+        except ValueError:
+            factor = None
+        if factor is None or not high.strip():
+            raise typer.BadParameter(
+                f"{text!r} is not a relative target: give FACTORx:BASELINE, e.g. 0.6x:mobilenetv2",
+                param_hint="--latency-ms",
+            )
+        return {**targets, "latency_factor": factor, "latency_reference": high.strip()}
     try:
         values = [float(v) for v in ((low, high) if colon else (low,))]
     except ValueError:
         raise typer.BadParameter(
-            f"{text!r} is not a target in ms: give one (6) or a range (4:12)",
+            f"{text!r} is not a target in ms: give one (6), a range (4:12) or a factor of "
+            "a baseline (0.6x:mobilenetv2)",
             param_hint="--latency-ms",
         ) from None
-    return {"latency_ms": values[-1], "latency_min_ms": values[0] if colon else None}
+    return {**targets, "latency_ms": values[-1], "latency_min_ms": values[0] if colon else None}
 
 
 _LATENCY: dict[str, tuple[inspect.Parameter, Callable[[Any], dict[str, Any]]]] = {
@@ -244,9 +260,11 @@ _LATENCY: dict[str, tuple[inspect.Parameter, Callable[[Any], dict[str, Any]]]] =
         option(
             "latency_ms",
             str | None,
-            "Latency target T in ms, or a range LO:HI: one controller for every target "
-            "in it, and the Pareto front over the range (ppo only). Required, except with "
-            "--baseline (default there: the baseline's own latency).",
+            "Latency target T in ms; or FACTORx:BASELINE (0.6x:mobilenetv2): that factor "
+            "of the baseline's latency on this host's calibrated table, so the target "
+            "means the same on every host; or a range LO:HI in ms: one controller for "
+            "every target in it, and the Pareto front over the range (ppo only). "
+            "Required, except with --baseline (default there: the baseline's own latency).",
             None,
             "--latency-ms",
         ),
@@ -284,7 +302,7 @@ search = reports_errors(
     config_command(
         SearchConfig,
         _search,
-        exclude=["latency_min_ms"],
+        exclude=["latency_min_ms", "latency_factor", "latency_reference"],
         parsed=_LATENCY,
         extra=[_OUT, _TENSORBOARD, _RAY],
         doc="Search with a strategy: ppo (the controller), random or evolution; writes a run "
@@ -295,7 +313,7 @@ train_controller = reports_errors(
     config_command(
         SearchConfig,
         _search,
-        exclude=["strategy", "latency_min_ms"],
+        exclude=["strategy", "latency_min_ms", "latency_factor", "latency_reference"],
         fixed={"strategy": "ppo"},
         parsed=_LATENCY,
         extra=[_OUT, _TENSORBOARD, _RAY],

@@ -68,3 +68,38 @@ class AdditiveCost:
     def total(self, choices: Sequence[int]) -> float:
         """Cost of a whole architecture."""
         return sum(self.increment(p, choices) for p in range(len(choices)))
+
+    def cheapest(self, max_states: int = 1_000_000) -> tuple[float, tuple[int, ...]] | None:
+        """The least total cost any architecture of the space has, and one such
+        architecture; None where it cannot be found exactly within `max_states`.
+
+        Dynamic programming over the decisions: after each one, only the choices that
+        later decisions still depend on are kept as the state, with the cheapest way
+        to reach it. A space with costs outside the tables (`extra`) is enumerated
+        where it is small enough.
+        """
+        if self.terms.extra is not None:
+            if self.space.size > max_states:
+                return None
+            every = (self.space.from_index(i) for i in range(self.space.size))
+            return min((self.total(c), c) for c in every)
+        counts = self.space.choice_counts
+        needed_after = [
+            {q for later in self.terms.deps[p + 1 :] for q in later if q <= p}
+            for p in range(len(counts))
+        ]
+        states: dict[tuple[int, ...], tuple[float, tuple[int, ...]]] = {(): (0.0, ())}
+        for position, count in enumerate(counts):
+            live = sorted(needed_after[position])
+            reached: dict[tuple[int, ...], tuple[float, tuple[int, ...]]] = {}
+            for cost, choices in states.values():
+                for choice in range(count):
+                    path = (*choices, choice)
+                    value = cost + self.increment(position, path)
+                    key = tuple(path[q] for q in live)
+                    if key not in reached or value < reached[key][0]:
+                        reached[key] = (value, path)
+            if len(reached) > max_states:
+                return None
+            states = reached
+        return min(states.values())

@@ -14,6 +14,7 @@ from rlnas.errors import RlnasError, unknown
 from rlnas.hardware.catalog import default_precision
 from rlnas.hardware.devices import get_device, list_devices, resolve_precision
 from rlnas.hardware.table import read_meta
+from rlnas.model.baselines import BASELINES, get_baseline
 from rlnas.model.space import DEFAULT_SPACE, get_space, list_spaces
 from rlnas.search.rewards import REWARD_MODES
 from rlnas.search.sources import ACCURACY_UNITS, accuracy_kind, latency_kind
@@ -38,6 +39,11 @@ class SearchConfig:
     Attributes:
         latency_ms: Latency target T in milliseconds (the upper end of a range); with
             `baseline` it may be left out: the search sets it to a0's own latency.
+        latency_factor: A target relative to a named baseline measured here: the
+            search's target is this factor x `latency_reference`'s latency on the
+            search's own (calibrated) table (`--latency-ms 0.6x:mobilenetv2`), resolved
+            when the search starts (`rlnas.search.targets`).
+        latency_reference: The baseline a relative target is a factor of.
         latency_min_ms: Lower end of a range of targets (`--latency-ms 4:12`): the PPO
             controller learns one policy for every target in [latency_min_ms,
             latency_ms] (each episode draws one) and the run's Pareto front covers
@@ -92,6 +98,8 @@ class SearchConfig:
 
     latency_ms: float | None = None
     latency_min_ms: float | None = None
+    latency_factor: float | None = None
+    latency_reference: str | None = None
     strategy: str = "ppo"
     device: str = "cpu"
     precision: str | None = None
@@ -129,8 +137,10 @@ class SearchConfig:
             raise RlnasError(unknown("reward mode", self.reward, REWARD_MODES))
         if self.budget < 1:
             raise RlnasError(f"budget must be >= 1 architecture, got {self.budget}")
+        if self.latency_factor is not None or self.latency_reference is not None:
+            self._check_relative()
         if self.latency_ms is None:
-            if self.baseline is None:
+            if self.baseline is None and self.latency_factor is None:
                 raise RlnasError(
                     "give a latency target (--latency-ms 6), or a baseline to beat "
                     "(--baseline mobilenetv2: its latency is the target)"
@@ -199,6 +209,34 @@ class SearchConfig:
             )
         return self.space
 
+    def _check_relative(self) -> None:
+        factor, reference = self.latency_factor, self.latency_reference
+        if factor is None or reference is None:
+            raise RlnasError(
+                "a relative latency target needs a factor and a baseline; e.g. "
+                "--latency-ms 0.6x:mobilenetv2"
+            )
+        if not (math.isfinite(factor) and factor > 0):
+            raise RlnasError(
+                f"latency factor must be finite and > 0, got {factor:g}; e.g. "
+                "--latency-ms 0.6x:mobilenetv2"
+            )
+        if self.latency_ms is not None or self.latency_min_ms is not None:
+            raise RlnasError(
+                f"give the latency target in ms or as {factor:g}x:{reference}, not both "
+                "(a relative target is one target, not a range)"
+            )
+        if reference not in BASELINES:
+            raise RlnasError(unknown("latency baseline", reference, BASELINES))
+        held, space = get_baseline(reference).space, get_space(self.space).name
+        if held != space:
+            others = [n for n, b in BASELINES.items() if b.space == space]
+            raise RlnasError(
+                f"latency baseline {reference} is a member of the {held} space, not of "
+                f"{space}; name a baseline of {space} ({', '.join(others) or 'none'}) or give "
+                "the target in ms"
+            )
+
     def _check_baseline(self) -> None:
         if not (math.isfinite(self.accuracy_drop) and 0 <= self.accuracy_drop < 1):
             raise RlnasError(
@@ -227,7 +265,7 @@ class SearchConfig:
         """The latency target (set by the search from a0's latency where not given)."""
         if self.latency_ms is None:
             raise RlnasError(
-                "this search's latency target comes from its baseline: run it first "
+                "this search's latency target comes from a baseline's latency: run it first "
                 "(`rlnas.search.run.run_search`)"
             )
         return self.latency_ms
@@ -264,6 +302,8 @@ class SearchConfig:
             target = f"{Path(self.baseline).stem}-drop{self.accuracy_drop * 100:g}pct"
             if self.latency_ms is not None:
                 target += f"-{self.latency_ms:g}ms"
+        elif self.latency_ms is None and self.latency_factor is not None:
+            target = f"{self.latency_factor:g}x{self.latency_reference}"
         else:
             target = f"{self.target_text()}ms"
         return Path("runs") / (

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.util
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,7 @@ from rlnas.search.sources import (
     params_model,
 )
 from rlnas.search.strategies import Progress, get_strategy
+from rlnas.search.targets import RelativeTarget, relative_target, with_relative
 from rlnas.settings import to_json
 
 
@@ -83,6 +85,8 @@ def build_evaluator(
     space = get_space(config.space)
     accuracy = accuracy_source(config, space)
     latency = latency_source(config, space)
+    relative = relative_target(config, latency)
+    config = with_relative(config, relative)
     target = None
     if config.baseline is not None:
         a0 = resolve_baseline(config.baseline, space)
@@ -96,6 +100,7 @@ def build_evaluator(
         proxy=accuracy.proxy,
         table=TableProvenance(table.path, table.meta) if table and table.path else None,
         baseline=target,
+        relative=relative,
     )
     reward = RewardConfig(
         mode=config.reward,
@@ -146,25 +151,22 @@ def run_search(
     if tensorboard is not None:
         check_tensorboard(config.strategy)
     out = check_folder(Path(out) if out is not None else config.default_out(), run_folder.CONFIG)
-    if (out / run_folder.CONFIG).exists():
-        previous, _ = run_folder.read_settings(out)
-        if previous != config:
-            was, now = to_json(previous), to_json(config)
-            changed = [k for k in now if was.get(k) != now[k]]
-            raise RunError(
-                f"run folder {out} holds a run with other settings ({', '.join(changed)}); "
-                "pass another --out to start a new run, or the same settings to resume it"
-            )
+    stored = _stored_provenance(out, config)
     pool = None
     address = cluster.ray_address(ray_address)
     if address is not None:
         ray = cluster.connect(address)
         pool = functools.partial(cluster.run_tasks, ray, notify=notify, status=status)
     evaluator, provenance = build_evaluator(config, out / run_folder.JOURNAL, pool)
+    if provenance.relative is not None:
+        _check_resumed_target(out, provenance.relative, stored.relative if stored else None)
+        if notify is not None:
+            notify(provenance.relative.describe())
     space = evaluator.params.space
     out.mkdir(parents=True, exist_ok=True)
     run_folder.write_settings(out, config, provenance)
-    config = with_limit(config, provenance.baseline)  # as RunFolder.open reads it back
+    # as RunFolder.open reads it back
+    config = with_limit(with_relative(config, provenance.relative), provenance.baseline)
     strategy_cls = get_strategy(config.strategy)
     field = strategy_cls.settings_field
     strategy = strategy_cls(
@@ -197,6 +199,33 @@ def run_search(
         config,
         provenance.baseline,
     )
+
+
+def _stored_provenance(out: Path, config: SearchConfig) -> Provenance | None:
+    """The provenance of the run already in `out` (None for a new run); raises if that
+    run has other settings."""
+    if not (out / run_folder.CONFIG).exists():
+        return None
+    previous, stored = run_folder.read_settings(out)
+    if previous != config:
+        was, now = to_json(previous), to_json(config)
+        changed = [k for k in now if was.get(k) != now[k]]
+        raise RunError(
+            f"run folder {out} holds a run with other settings ({', '.join(changed)}); "
+            "pass another --out to start a new run, or the same settings to resume it"
+        )
+    return stored
+
+
+def _check_resumed_target(out: Path, now: RelativeTarget, was: RelativeTarget | None) -> None:
+    """Raises if a resumed run's relative target now resolves to another latency (the
+    table was calibrated again): its journal was scored against the old one."""
+    if was is not None and not math.isclose(was.target_ms, now.target_ms, rel_tol=1e-9):
+        raise RunError(
+            f"run folder {out} searched for {was.target_ms:.3f} ms ({was.factor:g}x "
+            f"{was.reference}); on this host's table that is now {now.target_ms:.3f} ms "
+            "(calibrated again); start a new run with another --out (this folder is kept as it is)"
+        )
 
 
 def _write_results(

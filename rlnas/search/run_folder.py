@@ -40,6 +40,7 @@ from rlnas.files import atomic_write_text
 from rlnas.hardware.table_meta import TableMeta
 from rlnas.search.baseline import BaselineTarget, with_limit
 from rlnas.search.config import SearchConfig
+from rlnas.search.targets import RelativeTarget, with_relative
 from rlnas.settings import from_json, to_json
 
 CONFIG = "config.json"
@@ -134,6 +135,7 @@ class Provenance:
         proxy: The proxy settings where accuracy is a proxy score, else None.
         table: The lookup table where latency is predicted from one, else None.
         baseline: a0 and the limits it set, in a baseline-relative search, else None.
+        relative: What a target relative to a baseline resolved to, else None.
         rlnas_version: The rlnas that ran the search.
     """
 
@@ -142,6 +144,7 @@ class Provenance:
     proxy: ProxyConfig | None = None
     table: TableProvenance | None = None
     baseline: BaselineTarget | None = None
+    relative: RelativeTarget | None = None
     rlnas_version: str = __version__
 
 
@@ -175,6 +178,7 @@ def write_settings(folder: Path, config: SearchConfig, provenance: Provenance) -
             else None
         ),
         "baseline": dataclasses.asdict(provenance.baseline) if provenance.baseline else None,
+        "latency_target": dataclasses.asdict(provenance.relative) if provenance.relative else None,
     }
     atomic_write_text(json.dumps(data, indent=2) + "\n", Path(folder) / CONFIG)
 
@@ -208,6 +212,7 @@ def read_settings(folder: Path) -> tuple[SearchConfig, Provenance]:
             meta = TableMeta(**{k: v for k, v in raw["table"].items() if k in fields})
             table = TableProvenance(Path(raw["table"]["path"]), meta)
         baseline = BaselineTarget(**raw["baseline"]) if raw.get("baseline") else None
+        relative = RelativeTarget(**raw["latency_target"]) if raw.get("latency_target") else None
     except (TypeError, KeyError, ValueError) as exc:
         raise RunError(f"{stored} is not a run's settings ({exc})") from None
     except RlnasError as exc:
@@ -221,6 +226,7 @@ def read_settings(folder: Path) -> tuple[SearchConfig, Provenance]:
         proxy,
         table,
         baseline,
+        relative,
         str(raw.get("rlnas_version", "")),
     )
     return config, provenance
@@ -251,7 +257,7 @@ class RunFolder:
         """
         path = Path(path)
         config, provenance = read_settings(path)
-        config = with_limit(config, provenance.baseline)
+        config = with_limit(with_relative(config, provenance.relative), provenance.baseline)
         results = path / EVALUATIONS
         if not results.is_file():
             raise RunError(

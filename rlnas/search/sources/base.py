@@ -72,6 +72,10 @@ class LatencySource(Protocol):
         """Latency added by the decision at `position` (0 where the source cannot tell)."""
         ...
 
+    def fastest_ms(self) -> float | None:
+        """The least latency of any network of the space, or None where it cannot tell."""
+        ...
+
 
 # The baselines of a run, by name, scored on the run's scale (NaN where the source cannot):
 # (the run's settings, the proxy the run scored with or None, the baselines) -> scores.

@@ -174,6 +174,10 @@ class BenchmarkLatency:
     def increment_ms(self, position: int, choices: list[int]) -> float:
         return 0.0
 
+    def fastest_ms(self) -> float | None:
+        values = np.array(list(self.column.values.values()), dtype=float)
+        return float(np.nanmin(values)) if np.isfinite(values).any() else None
+
 
 def _accuracy(config: SearchConfig, space: Space) -> AccuracySource:
     if config.accuracy_file is None:

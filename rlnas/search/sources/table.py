@@ -40,6 +40,10 @@ class TableLatency:
     def increment_ms(self, position: int, choices: list[int]) -> float:
         return self.model.increment(position, choices)
 
+    def fastest_ms(self) -> float | None:
+        cheapest = self.model.cheapest()
+        return None if cheapest is None else cheapest[0]
+
 
 def table_path(config: SearchConfig, space: Space) -> Path:
     """The table file a search's latencies come from (`--table`, else the device's own)."""
