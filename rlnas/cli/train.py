@@ -155,6 +155,10 @@ train = reports_errors(
 def _verify(config: VerifyConfig, run: Path) -> None:
     from rlnas.results.verify import verify_run
 
+    if config.truth is not None:
+        _truth(config, run)
+        return
+
     with Progress(
         BarColumn(),
         MofNCompleteColumn(),
@@ -186,6 +190,16 @@ def _verify(config: VerifyConfig, run: Path) -> None:
             + ("" if held is None else f"  constraint {'held' if held else 'MISSED'}")
         )
     typer.echo(f"results: {run / VERIFIED}; report: {run / VERIFIED_REPORT}, verified.png")
+
+
+def _truth(config: VerifyConfig, run: Path) -> None:
+    from rlnas.results.truth import TRUTH, check_truth
+    from rlnas.search.run_folder import RunFolder
+
+    check = check_truth(RunFolder.open(run), config.truth or "", config.truth_file)
+    for line in check.lines():
+        typer.echo(line)
+    typer.echo(f"results: {run / TRUTH}")
 
 
 verify = reports_errors(

@@ -67,6 +67,9 @@ class VerifyConfig:
         ray_address: A Ray cluster (or auto): each seed's trainings run there as parallel
             tasks (on nodes with a GPU for cuda), the timing on the node that offers the
             run's device.
+        truth: A benchmark (nbmacro or nb201): check the run against its full-training
+            accuracies instead of training (`rlnas.results.truth`).
+        truth_file: That benchmark's file (default: under ../shared/data).
     """
 
     top: int = 5
@@ -79,6 +82,8 @@ class VerifyConfig:
     passes: int = 2
     timing: TimingConfig = field(default_factory=TimingConfig)
     ray_address: str | None = None
+    truth: str | None = None
+    truth_file: Path | None = None
 
     def __post_init__(self) -> None:
         for name in ("top", "seeds", "epochs", "threads", "passes"):
