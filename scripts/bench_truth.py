@@ -93,8 +93,10 @@ def main() -> None:
             print(f"{a0} seed {seed}: " + " | ".join(check.lines()[1:]), flush=True)
     results = pd.DataFrame(rows)
     results.to_csv(args.work / "results.csv", index=False)
-    print("\n| a0 | seeds | kept the real floor | within 5% of the fastest that keeps it "
-          "| median speed-up over a0 | median latency / fastest |")
+    print(
+        "\n| a0 | seeds | kept the real floor | within 5% of the fastest that keeps it "
+        "| median speed-up over a0 | median latency / fastest |"
+    )
     print("| --- | --- | --- | --- | --- | --- |")
     for a0, runs in results.groupby("a0_kind", sort=False):
         close = runs["held"] & (runs["over_fastest"] <= 1.05)

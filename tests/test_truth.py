@@ -6,9 +6,9 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import nb201_config
 from typer.testing import CliRunner
 
-from conftest import nb201_config
 from rlnas.cli import app
 from rlnas.errors import RlnasError
 from rlnas.model.nbmacro import from_code

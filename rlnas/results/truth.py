@@ -132,8 +132,9 @@ class TruthCheck:
                 f"speed-up over a0 {self.speedup:.2f}x ({self.a0_ms:.3f} -> {self.pick_ms:.3f} ms "
                 "on the run's latency source)",
                 f"{self.keep_floor} of {self.networks_within_limit} networks within "
-                f"{self.limit_ms:.3f} ms keep the real floor; the fastest {self.fastest_keeping_ms:.3f}"
-                f" ms; the pick {self._rank()} ({self.over_fastest:.3f}x its latency)",
+                f"{self.limit_ms:.3f} ms keep the real floor; the fastest "
+                f"{self.fastest_keeping_ms:.3f} ms; the pick {self._rank()} "
+                f"({self.over_fastest:.3f}x its latency)",
             ]
         else:
             out += [
@@ -169,30 +170,25 @@ def check_truth(run: RunFolder, name: str, file: Path | None = None) -> TruthChe
             f"{bench.space} networks (benchmarks: "
             f"{', '.join(f'{b.name} for {b.space}' for b in TRUTHS.values())})"
         )
-    truth = _accuracies(bench, file if file is not None else DATA_DIR / bench.file, space)
-    latency = latency_source(config.resolved(), space)
-    archs = _every(space)
-    ms = np.array([latency.latency_ms(a) for a in archs])
-    accuracy = np.array([truth[str(a)] for a in archs])
-    index = {str(a): i for i, a in enumerate(archs)}
+    index, ms, accuracy = _every_network(run, bench, file, space)
     pick = str(run.ranked().iloc[0]["arch"])
     i = index[pick]
     limit = float(config.target_ms)
     within = ms <= limit * (1 + 1e-9)
-    common = {
-        "benchmark": name,
-        "about": bench.about,
-        "pick": pick,
-        "pick_accuracy": float(accuracy[i]),
-        "pick_ms": float(ms[i]),
-        "limit_ms": limit,
-        "networks_within_limit": int(within.sum()),
-    }
+    common = TruthCheck(
+        benchmark=name,
+        about=bench.about,
+        pick=pick,
+        pick_accuracy=float(accuracy[i]),
+        pick_ms=float(ms[i]),
+        limit_ms=limit,
+        networks_within_limit=int(within.sum()),
+    )
     baseline = run.provenance.baseline
     if baseline is None:
         best = float(accuracy[within].max())
-        check = TruthCheck(
-            **common,
+        check = dataclasses.replace(
+            common,
             best_accuracy=best,
             pick_rank_by_accuracy=1 + int((accuracy[within] > accuracy[i]).sum()),
             regret=best - float(accuracy[i]),
@@ -203,8 +199,8 @@ def check_truth(run: RunFolder, name: str, file: Path | None = None) -> TruthChe
         keep = within & (accuracy >= floor)
         held = bool(accuracy[i] >= floor)
         fastest = float(ms[keep].min())
-        check = TruthCheck(
-            **common,
+        check = dataclasses.replace(
+            common,
             a0=baseline.arch,
             a0_accuracy=float(accuracy[a]),
             a0_ms=float(ms[a]),
@@ -221,10 +217,18 @@ def check_truth(run: RunFolder, name: str, file: Path | None = None) -> TruthChe
     return check
 
 
-def _every(space: Space) -> list[Architecture]:
-    """Every network of a benchmark's space (thousands, not more)."""
+def _every_network(
+    run: RunFolder, bench: TruthBenchmark, file: Path | None, space: Space
+) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
+    """Every network of the space (thousands, not more): its position by canonical string,
+    its latency on the run's latency source and its true accuracy."""
+    truth = _accuracies(bench, file if file is not None else DATA_DIR / bench.file, space)
+    latency = latency_source(run.config.resolved(), space)
     counts = space.choice_counts
-    return [Architecture(space, tuple(c)) for c in itertools.product(*map(range, counts))]
+    archs = [Architecture(space, tuple(c)) for c in itertools.product(*map(range, counts))]
+    ms = np.array([latency.latency_ms(a) for a in archs])
+    accuracy = np.array([truth[str(a)] for a in archs])
+    return {str(a): i for i, a in enumerate(archs)}, ms, accuracy
 
 
 def _accuracies(bench: TruthBenchmark, path: Path, space: Space) -> dict[str, float]:
