@@ -105,10 +105,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     index, count = (int(v) for v in args.shard.split("/"))
 
+    # Seed by seed, so that a grid stopped early has every target on its first seeds.
     grid = [
         (target, seed, strategy)
-        for target in args.targets
         for seed in args.seeds
+        for target in args.targets
         for strategy in args.strategies
     ]
     if not args.summary_only:
