@@ -1,0 +1,91 @@
+"""Few-shot predictor models compared on NAS-Bench-201 (issue 31, part 4): which model, on
+which encoding, ranks the held-out cells best from K known ones.
+
+Usage:
+    python scripts/compare_predictors.py [--k 50] [--splits 0 1 ... 9]
+
+Encodings: `enc` (the predictor's own: one indicator per non-reference choice, log
+params, log MACs), `path` (White et al. 2020's path encoding: one indicator per
+sequence of operations on each of the cell's four input-to-output paths) and both.
+Models: scikit-learn's Bayesian ridge (the shipped one), a random forest, extra
+trees, gradient-boosted trees, and a GP (Matern 5/2 and a white-noise term). Per
+split seed, K cells drawn at random train each model (features standardised on
+them) and the other 15,625 - K are held out. Prints the median and least Spearman
+over the split seeds. Choose on split seeds 0-9; report on 100-119.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+from sklearn.ensemble import ExtraTreesRegressor, GradientBoostingRegressor, RandomForestRegressor
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+from sklearn.linear_model import BayesianRidge
+
+from rlnas.accuracy.predictor import encode
+from rlnas.model.arch import Architecture
+from rlnas.model.space import get_space
+
+NB201 = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201"
+# Edges by decision index: 0->1, 0->2, 1->2, 0->3, 1->3, 2->3. The input-to-output paths.
+PATHS = [(3,), (0, 4), (1, 5), (0, 2, 5)]
+
+MODELS = {
+    "bayesian ridge": lambda: BayesianRidge(),
+    "random forest": lambda: RandomForestRegressor(300, random_state=0),
+    "extra trees": lambda: ExtraTreesRegressor(300, random_state=0),
+    "boosted trees": lambda: GradientBoostingRegressor(
+        n_estimators=200, max_depth=3, learning_rate=0.05, subsample=0.8, random_state=0
+    ),
+    "GP": lambda: GaussianProcessRegressor(
+        ConstantKernel() * Matern(3.0, nu=2.5) + WhiteKernel(), normalize_y=True, random_state=0
+    ),
+}
+
+
+def path_encoding(choices: np.ndarray, ops: int) -> np.ndarray:
+    columns = []
+    for path in PATHS:
+        code = np.zeros(len(choices), int)
+        for edge in path:
+            code = code * ops + choices[:, edge]
+        columns.append(np.eye(ops ** len(path))[code])
+    return np.hstack(columns)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--k", type=int, default=50)
+    parser.add_argument("--splits", type=int, nargs="+", default=list(range(10)))
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    space = get_space("nb201")
+    bench = pd.read_parquet(NB201 / "nb201_cifar10_accuracy.parquet")
+    archs = [Architecture.from_index(int(i), space) for i in bench["arch_index"]]
+    y = bench["cifar10_test_acc"].to_numpy()
+    enc = encode(archs)
+    paths = path_encoding(np.array([a.choices for a in archs]), len(space.decisions[0].tokens))
+    print("| encoding | model | Spearman, median | least |")
+    print("| --- | --- | --- | --- |")
+    for name, x in {"enc": enc, "path": paths, "enc + path": np.hstack([enc, paths])}.items():
+        for model, make in MODELS.items():
+            scores = []
+            for split in args.splits:
+                order = np.random.default_rng(split).permutation(len(y))
+                train, test = order[: args.k], order[args.k :]
+                mean, scale = x[train].mean(0), x[train].std(0)
+                scale[scale == 0] = 1
+                fitted = make().fit((x[train] - mean) / scale, y[train])
+                scores.append(spearmanr(fitted.predict((x[test] - mean) / scale), y[test])[0])
+            print(f"| {name} | {model} | {np.median(scores):.3f} | {np.min(scores):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
