@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import small_images, tiny_space
@@ -14,7 +15,7 @@ from rlnas.model.baselines import get_baseline
 from rlnas.model.nbmacro import from_code
 from rlnas.model.space import get_space
 from rlnas.results.verified_report import write_verified_report
-from rlnas.results.verify import VerifyConfig, verify_run
+from rlnas.results.verify import VerifyConfig, held_at_both, settles_epochs, verify_run
 from rlnas.search.baseline import parse_drop, resolve_baseline
 from rlnas.search.config import SearchConfig
 from rlnas.search.rewards import RewardConfig
@@ -169,19 +170,26 @@ def test_verify_trains_times_and_resumes(tiny_run):
     trainings: list[str] = []
     config = VerifyConfig(top=2, seeds=2, epochs=1, passes=1, baselines=())
     frame = verify_run(path, config, notice=lambda arch, what: trainings.append(what))
-    # a0 and ranks 1-2 (rank 2 is a0 itself: trained once per seed), 2 seeds each
-    assert len(trainings) == 4
+    # a0 and ranks 1-2 (rank 2 is a0 itself: trained once per seed), 2 seeds each, at 1 and
+    # at 2 epochs
+    assert len(trainings) == 8
     assert list(frame["name"]) == ["a0", "rank1", "rank2"]
     assert list(frame["seeds"]) == [2, 2, 2] and set(frame["top1_split"]) == {"test"}
+    assert list(frame["long_seeds"]) == [2, 2, 2]
+    assert set(frame["epochs"]) == {1} and set(frame["long_epochs"]) == {2}
     assert frame["is_a0"].tolist() == [True, False, False]
     assert frame["top1_mean"].iloc[0] == frame["top1_mean"].iloc[2]  # the same trainings
+    assert frame["long_top1_mean"].iloc[0] == frame["long_top1_mean"].iloc[2]
     assert frame["constraint_held"].iloc[0] is None
-    assert frame["constraint_held"].iloc[2] is True  # a0 keeps 0.9x itself
+    # a0 keeps 0.9x itself at both budgets
+    assert frame["held_short"].iloc[2] is True and frame["held_long"].iloc[2] is True
+    assert frame["constraint_held"].iloc[2] is True
     assert (frame["measured_ms"] > 0).all()
     stored = pd.read_parquet(path / VERIFIED)
     assert len(json.loads(stored["top1_seeds"].iloc[1])) == 2
     report = (path / VERIFIED_REPORT).read_text()
     assert "## The constraint, for real" in report and "candidates kept the floor" in report
+    assert "## Did the regime settle?" in report and "The search's pick, rank 1" in report
     assert (path / VERIFIED_PLOT).stat().st_size > 0
     # A rerun trains nothing (every training is cached) and writes the same table.
     trainings.clear()
@@ -204,3 +212,92 @@ def test_verify_bad_input(tiny_run, tmp_path):
     with pytest.raises(RlnasError, match=r"is unreadable .*rerun `rlnas verify"):
         write_verified_report(path)
     assert (path / VERIFIED).read_bytes() == b"not parquet"  # never overwritten
+
+
+def test_a0_reference_must_be_a_percentage():
+    for bad in (0.0, -3.0, 120.0):
+        with pytest.raises(RlnasError, match="--a0-reference is a top-1 in percent"):
+            VerifyConfig(a0_reference=bad)
+    assert VerifyConfig(a0_reference=94.1).a0_reference == 94.1
+
+
+def test_the_settling_budget_comes_from_the_curve(tmp_path):
+    # a - b exp(-e / tau) reaches 1% of a at tau ln(b / (0.01 a)): 5 ln(40 / 0.9) = 19.0
+    epochs = np.arange(1, 11)
+    histories = []
+    for seed, noise in enumerate((0.001, -0.001)):
+        path = tmp_path / f"history{seed}.parquet"
+        pd.DataFrame({"val_top1": 0.9 - 0.4 * np.exp(-epochs / 5) + noise}).to_parquet(path)
+        histories.append(path)
+    assert settles_epochs(histories) == pytest.approx(5 * np.log(0.4 / 0.009), rel=0.02)
+    # Too short a curve, or a falling one, gives no estimate.
+    pd.DataFrame({"val_top1": [0.5, 0.6, 0.7]}).to_parquet(tmp_path / "short.parquet")
+    assert np.isnan(settles_epochs([tmp_path / "short.parquet"]))
+    pd.DataFrame({"val_top1": 0.2 + 0.4 * np.exp(-epochs / 5)}).to_parquet(tmp_path / "f.parquet")
+    assert np.isnan(settles_epochs([tmp_path / "f.parquet"]))
+    assert np.isnan(settles_epochs([]))
+
+
+@pytest.mark.parametrize(
+    ("short", "long", "both"),
+    [(True, True, True), (True, False, False), (False, True, False), (True, None, None)],
+)
+def test_held_only_where_it_holds_at_both_budgets(short, long, both):
+    assert held_at_both(short, long) is both
+
+
+def test_an_unsettled_regime_claims_no_hold(tiny_run):
+    path, _ = tiny_run
+    run = RunFolder.open(path)
+    a0 = run.provenance.baseline.arch
+    rows = [
+        # name, kind, rank, is_a0, top-1 at E, at 2E, held at E, at 2E, both
+        ("a0", "baseline", None, True, 0.50, 0.70, None, None, None),
+        ("rank1", "candidate", 1, False, 0.60, 0.66, True, True, True),
+        ("rank2", "candidate", 2, False, 0.55, 0.50, True, False, False),
+    ]
+    frame = pd.DataFrame(
+        [
+            {
+                "name": name,
+                "kind": kind,
+                "rank": rank,
+                "is_a0": is_a0,
+                "arch": a0,
+                "device": "cpu",
+                "precision": "fp32",
+                "score": 0.9,
+                "predicted_ms": 1.0,
+                "measured_ms": 1.0 + i,
+                "params": 1e4,
+                "macs": 1e6,
+                "seeds": 2,
+                "top1_split": "test",
+                "top1_mean": short,
+                "top1_std": 0.01,
+                "epochs": 10,
+                "long_seeds": 2,
+                "long_top1_mean": long,
+                "long_top1_std": 0.01,
+                "long_epochs": 20,
+                "a0_settles_epochs": 37.0,
+                "a0_reference": 94.0,
+                "held_short": held_short,
+                "held_long": held_long,
+                "constraint_held": both,
+            }
+            for i, (name, kind, rank, is_a0, short, long, held_short, held_long, both) in enumerate(
+                rows
+            )
+        ]
+    )
+    frame.to_parquet(path / VERIFIED)
+    write_verified_report(path)
+    report = (path / VERIFIED_REPORT).read_text()
+    assert "## Did the regime settle? **No**" in report
+    assert "1 verdict(s) changed (rank2)" in report and "order of the networks changed" in report
+    assert "after about **37 epochs**" in report and "`--epochs 37`" in report
+    assert "a0's reference top-1: 94.00%" in report
+    assert "none is claimed to hold" in report and "only those count as held" not in report
+    assert "| yes at both, regime not settled |" in report
+    assert "The search's pick, rank 1 (rank1): held at both budgets, but the regime" in report

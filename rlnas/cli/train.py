@@ -184,10 +184,12 @@ def _verify(config: VerifyConfig, run: Path) -> None:
         )
     for _, row in frame.sort_values("measured_ms").iterrows():
         held = row["constraint_held"]
+        verdict = {True: "held at both", False: "MISSED"}.get(held, "not settled")
         typer.echo(
             f"{row['name']:>16}  measured {row['measured_ms']:7.2f} ms  trained top-1 "
-            f"{row['top1_mean']:.4f} (n={row['seeds']})"
-            + ("" if held is None else f"  constraint {'held' if held else 'MISSED'}")
+            f"{row['top1_mean']:.4f} ({row['epochs']} epochs), {row['long_top1_mean']:.4f} "
+            f"({row['long_epochs']} epochs), n={row['seeds']}"
+            + ("" if row["held_short"] is None else f"  constraint {verdict}")
         )
     typer.echo(f"results: {run / VERIFIED}; report: {run / VERIFIED_REPORT}, verified.png")
 
