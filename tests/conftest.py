@@ -36,6 +36,16 @@ def session_calibrations(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("calibrations")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_rlnas_home(tmp_path_factory, session_calibrations):
+    """Module- and session-scoped fixtures run before the per-test folder below is set: they
+    get a user folder of the session's, never the user's own ~/.rlnas."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RLNAS_HOME", str(tmp_path_factory.mktemp("session_rlnas_home")))
+        patch.setenv("RLNAS_CALIBRATIONS", str(session_calibrations))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def private_rlnas_home(tmp_path_factory, monkeypatch, session_calibrations):
     """Tests never read or write the user's own ~/.rlnas."""
