@@ -5,6 +5,7 @@ Usage:
     python scripts/bench_main_job.py [--seeds 100 ... 109]
         [--targets 6 0.4x:mobilenetv2 ...] [--budget 1000] [--strategies ppo evolution]
         [--work runs/bench-main-job] [--threads N] [--shard I/N] [--summary-only]
+        [--ppo KEY=VALUE ...]
 
 Each run is `rlnas train-controller --device cpu --latency-ms TARGET` (or `rlnas
 search --strategy evolution` with the same settings): the default space, the shipped
@@ -19,7 +20,8 @@ instead. Give the grid its own `RLNAS_HOME` so every run reads one calibration.
 
 `--shard I/N` runs every N-th run of the grid from the I-th (0-based), so N processes
 (`--threads 1` each) share the cores; start the first alone until it has calibrated.
-`--summary-only` reads the finished run folders and runs nothing.
+`--summary-only` reads the finished run folders and runs nothing. `--ppo
+sample_size=5` changes a PPO setting (give the variant its own `--work`).
 
 Writes `results.csv` under `--work` (one row per finished run: target, resolved ms,
 strategy, seed, best score within the target, share of the last 20% of proposals
@@ -36,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from validate_search import ppo_settings
 
 from rlnas.search.config import SearchConfig
 from rlnas.search.run import run_search
@@ -100,6 +103,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads per run")
     parser.add_argument("--shard", default="0/1", help="I/N: run every N-th run from the I-th")
     parser.add_argument("--summary-only", action="store_true")
+    parser.add_argument("--ppo", nargs="*", default=[], help="PPO settings, KEY=VALUE")
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -116,7 +120,11 @@ def main() -> None:
         for target, seed, strategy in grid[index::count]:
             out = folder(args.work, target, strategy, seed)
             config = SearchConfig(
-                strategy=strategy, budget=args.budget, seed=seed, **target_settings(target)
+                strategy=strategy,
+                budget=args.budget,
+                seed=seed,
+                ppo=ppo_settings(args.ppo),
+                **target_settings(target),
             )
             start = time.perf_counter()
             run_search(config, out)
