@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import small_images, tiny_space
 
 from rlnas.errors import RlnasError
@@ -212,6 +213,19 @@ def test_verify_bad_input(tiny_run, tmp_path):
     with pytest.raises(RlnasError, match=r"is unreadable .*rerun `rlnas verify"):
         write_verified_report(path)
     assert (path / VERIFIED).read_bytes() == b"not parquet"  # never overwritten
+
+
+def test_verify_on_a_gpu_where_none_is(tiny_run, monkeypatch):
+    with pytest.raises(RlnasError, match="--train-device must be cpu or cuda, got 'gpu'"):
+        VerifyConfig(train_device="gpu")
+    if torch.cuda.is_available():
+        pytest.skip("torch sees a CUDA GPU here")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    path, _ = tiny_run
+    before = sorted(p.name for p in path.iterdir())
+    with pytest.raises(RlnasError, match="cuda: torch sees no CUDA GPU here"):
+        verify_run(path, VerifyConfig(train_device="cuda", passes=1))
+    assert sorted(p.name for p in path.iterdir()) == before  # nothing timed or written
 
 
 def test_a0_reference_must_be_a_percentage():

@@ -81,6 +81,14 @@ def checkpoint_epoch(path: Path) -> int:
 EpochProgress = Callable[[int, int, int], None]  # (epoch, step in epoch, steps per epoch)
 
 
+def check_train_device(device: str) -> None:
+    """Raises unless training can run on `device` here (cpu, or cuda where torch sees a GPU)."""
+    if device not in ("cpu", "cuda"):
+        raise RlnasError(f"training device must be cpu or cuda, got '{device}'")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RlnasError("cuda: torch sees no CUDA GPU here; train on cpu (--device cpu)")
+
+
 class Trainer:
     """Trains one architecture with one recipe into a training folder (resuming it).
 
@@ -104,10 +112,7 @@ class Trainer:
         device: str = "cpu",
         data: ImageData | None = None,
     ):
-        if device not in ("cpu", "cuda"):
-            raise RlnasError(f"device must be cpu or cuda, got '{device}'")
-        if device == "cuda" and not torch.cuda.is_available():
-            raise RlnasError("--device cuda: torch sees no CUDA GPU here; use --device cpu")
+        check_train_device(device)
         self.arch, self.recipe, self.out, self.device = arch, recipe, Path(out), device
         arch.space.check_resolution(recipe.resolution)
         self.data = data or load_data(data_path)

@@ -45,7 +45,7 @@ from scipy import optimize
 
 from rlnas import cluster
 from rlnas.accuracy.trained import SHORT_RECIPE, Notice, TrainedAccuracy
-from rlnas.accuracy.training import HISTORY
+from rlnas.accuracy.training import HISTORY, check_train_device
 from rlnas.errors import RlnasError
 from rlnas.files import atomic_write_parquet
 from rlnas.hardware.timing import TimingConfig
@@ -109,6 +109,8 @@ class VerifyConfig:
                 f"--a0-reference is a top-1 in percent (0-100], got {self.a0_reference:g}; "
                 "give e.g. 94.1 for 94.1%"
             )
+        if self.train_device not in (None, "cpu", "cuda"):
+            raise RlnasError(f"--train-device must be cpu or cuda, got '{self.train_device}'")
         unknown = [b for b in self.baselines if b not in BASELINE_NAMES]
         if unknown:
             raise RlnasError(
@@ -173,6 +175,9 @@ def verify_run(
     and the report. Returns the verified rows (one per network). On a Ray cluster
     (`config.ray_address`), `notify` is told of cluster events (a node that left) and
     `status` of the cluster's work, one line each."""
+    address = cluster.ray_address(config.ray_address)
+    if config.train_device == "cuda" and not address:
+        check_train_device("cuda")  # here, before any timing; a cluster's nodes may have GPUs
     run = RunFolder.open(run_path)
     data = config.data or run.config.data
     if data is None:
@@ -196,7 +201,6 @@ def verify_run(
     results: dict[int, list[list[dict[str, float]]]] = {e: [[] for _ in archs] for e in budgets}
     curves: list[Path] = []
     total, done = len(archs) * len(recipes), 0
-    address = cluster.ray_address(config.ray_address)
     pool = None
     if address:
         ray = cluster.connect(address)
