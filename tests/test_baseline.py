@@ -223,7 +223,7 @@ def test_verify_on_a_gpu_where_none_is(tiny_run, monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     path, _ = tiny_run
     before = sorted(p.name for p in path.iterdir())
-    with pytest.raises(RlnasError, match="cuda: torch sees no CUDA GPU here"):
+    with pytest.raises(RlnasError, match="--train-device cuda: torch sees no CUDA GPU here"):
         verify_run(path, VerifyConfig(train_device="cuda", passes=1))
     assert sorted(p.name for p in path.iterdir()) == before  # nothing timed or written
 

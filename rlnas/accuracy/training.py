@@ -81,12 +81,16 @@ def checkpoint_epoch(path: Path) -> int:
 EpochProgress = Callable[[int, int, int], None]  # (epoch, step in epoch, steps per epoch)
 
 
-def check_train_device(device: str) -> None:
-    """Raises unless training can run on `device` here (cpu, or cuda where torch sees a GPU)."""
-    if device not in ("cpu", "cuda"):
-        raise RlnasError(f"training device must be cpu or cuda, got '{device}'")
+TRAIN_DEVICES = ("cpu", "cuda")
+
+
+def check_train_device(device: str, flag: str = "--device") -> None:
+    """Raises unless training can run on `device` here (cpu, or cuda where torch sees a GPU);
+    the message names the option `flag` that set it."""
+    if device not in TRAIN_DEVICES:
+        raise RlnasError(f"{flag} must be cpu or cuda, got '{device}'")
     if device == "cuda" and not torch.cuda.is_available():
-        raise RlnasError("cuda: torch sees no CUDA GPU here; train on cpu (--device cpu)")
+        raise RlnasError(f"{flag} cuda: torch sees no CUDA GPU here; use {flag} cpu")
 
 
 class Trainer:

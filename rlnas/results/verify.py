@@ -45,7 +45,7 @@ from scipy import optimize
 
 from rlnas import cluster
 from rlnas.accuracy.trained import SHORT_RECIPE, Notice, TrainedAccuracy
-from rlnas.accuracy.training import HISTORY, check_train_device
+from rlnas.accuracy.training import HISTORY, TRAIN_DEVICES, check_train_device
 from rlnas.errors import RlnasError
 from rlnas.files import atomic_write_parquet
 from rlnas.hardware.timing import TimingConfig
@@ -109,7 +109,7 @@ class VerifyConfig:
                 f"--a0-reference is a top-1 in percent (0-100], got {self.a0_reference:g}; "
                 "give e.g. 94.1 for 94.1%"
             )
-        if self.train_device not in (None, "cpu", "cuda"):
+        if self.train_device is not None and self.train_device not in TRAIN_DEVICES:
             raise RlnasError(f"--train-device must be cpu or cuda, got '{self.train_device}'")
         unknown = [b for b in self.baselines if b not in BASELINE_NAMES]
         if unknown:
@@ -177,7 +177,8 @@ def verify_run(
     `status` of the cluster's work, one line each."""
     address = cluster.ray_address(config.ray_address)
     if config.train_device == "cuda" and not address:
-        check_train_device("cuda")  # here, before any timing; a cluster's nodes may have GPUs
+        # Here, before any timing; a cluster's nodes may have GPUs where this host has none.
+        check_train_device("cuda", "--train-device")
     run = RunFolder.open(run_path)
     data = config.data or run.config.data
     if data is None:
