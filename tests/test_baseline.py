@@ -260,16 +260,10 @@ def test_held_only_where_it_holds_at_both_budgets(short, long, both):
     assert held_at_both(short, long) is both
 
 
-def test_an_unsettled_regime_claims_no_hold(tiny_run):
-    path, _ = tiny_run
-    run = RunFolder.open(path)
-    a0 = run.provenance.baseline.arch
-    rows = [
-        # name, kind, rank, is_a0, top-1 at E, at 2E, held at E, at 2E, both
-        ("a0", "baseline", None, True, 0.50, 0.70, None, None, None),
-        ("rank1", "candidate", 1, False, 0.60, 0.66, True, True, True),
-        ("rank2", "candidate", 2, False, 0.55, 0.50, True, False, False),
-    ]
+def _write_verified(path, rows, settles_epochs=37.0) -> str:
+    """Writes a verified.parquet of `rows` (name, kind, rank, is_a0, top-1 at E, at 2E,
+    held at E, at 2E, both) into the run at `path`, and returns its report."""
+    a0 = RunFolder.open(path).provenance.baseline.arch
     frame = pd.DataFrame(
         [
             {
@@ -294,7 +288,7 @@ def test_an_unsettled_regime_claims_no_hold(tiny_run):
                 "long_top1_mean": long,
                 "long_top1_std": 0.01,
                 "long_epochs": 20,
-                "a0_settles_epochs": 37.0,
+                "a0_settles_epochs": settles_epochs,
                 "a0_reference": 94.0,
                 "held_short": held_short,
                 "held_long": held_long,
@@ -307,7 +301,16 @@ def test_an_unsettled_regime_claims_no_hold(tiny_run):
     )
     frame.to_parquet(path / VERIFIED)
     write_verified_report(path)
-    report = (path / VERIFIED_REPORT).read_text()
+    return (path / VERIFIED_REPORT).read_text()
+
+
+def test_an_unsettled_regime_claims_no_hold(tiny_run):
+    rows = [
+        ("a0", "baseline", None, True, 0.50, 0.70, None, None, None),
+        ("rank1", "candidate", 1, False, 0.60, 0.66, True, True, True),
+        ("rank2", "candidate", 2, False, 0.55, 0.50, True, False, False),
+    ]
+    report = _write_verified(tiny_run[0], rows)
     assert "## Did the regime settle? **No**" in report
     assert "1 verdict(s) changed (rank2)" in report and "order of the networks changed" in report
     assert "after about **37 epochs**" in report and "`--epochs 37`" in report
@@ -315,3 +318,19 @@ def test_an_unsettled_regime_claims_no_hold(tiny_run):
     assert "none is claimed to hold" in report and "only those count as held" not in report
     assert "| yes at both, regime not settled |" in report
     assert "The search's pick, rank 1 (rank1): held at both budgets, but the regime" in report
+
+
+@pytest.mark.parametrize(("plateau", "still_learning"), [(37.0, True), (15.0, False)])
+def test_same_verdicts_while_a0_still_learns_is_not_settled_accuracy(
+    tiny_run, plateau, still_learning
+):
+    rows = [
+        ("a0", "baseline", None, True, 0.50, 0.70, None, None, None),
+        ("rank1", "candidate", 1, False, 0.60, 0.76, True, True, True),
+    ]
+    report = _write_verified(tiny_run[0], rows, settles_epochs=plateau)
+    heading = "## Did the regime settle? In its verdicts and order, yes; in accuracy, **not yet**"
+    assert (heading in report) is still_learning
+    assert ("## Did the regime settle? Yes" in report) is not still_learning
+    assert ("a0 is still learning at 20 epochs" in report) is still_learning
+    assert "only those count as held" in report
