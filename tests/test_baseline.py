@@ -260,7 +260,7 @@ def test_held_only_where_it_holds_at_both_budgets(short, long, both):
     assert held_at_both(short, long) is both
 
 
-def _write_verified(path, rows, settles_epochs=37.0) -> str:
+def _write_verified(path, rows, settles_epochs=37.0, std=0.01) -> str:
     """Writes a verified.parquet of `rows` (name, kind, rank, is_a0, top-1 at E, at 2E,
     held at E, at 2E, both) into the run at `path`, and returns its report."""
     a0 = RunFolder.open(path).provenance.baseline.arch
@@ -282,11 +282,11 @@ def _write_verified(path, rows, settles_epochs=37.0) -> str:
                 "seeds": 2,
                 "top1_split": "test",
                 "top1_mean": short,
-                "top1_std": 0.01,
+                "top1_std": std,
                 "epochs": 10,
                 "long_seeds": 2,
                 "long_top1_mean": long,
-                "long_top1_std": 0.01,
+                "long_top1_std": std,
                 "long_epochs": 20,
                 "a0_settles_epochs": settles_epochs,
                 "a0_reference": 94.0,
@@ -302,6 +302,25 @@ def _write_verified(path, rows, settles_epochs=37.0) -> str:
     frame.to_parquet(path / VERIFIED)
     write_verified_report(path)
     return (path / VERIFIED_REPORT).read_text()
+
+
+def test_a_margin_within_the_seed_noise_is_said(tiny_run):
+    rows = [
+        ("a0", "baseline", None, True, 0.50, 0.60, None, None, None),
+        ("rank1", "candidate", 1, False, 0.455, 0.70, True, True, True),
+    ]
+    report = _write_verified(tiny_run[0], rows)
+    # The tiny run allows a 10% drop. 10 epochs: 0.455 - 0.9 x 0.50 = +0.5 points; two
+    # standard errors of the difference, 2 x sqrt(0.01^2 / 2 + (0.9 x 0.01)^2 / 2) = 1.90
+    # points; 4 x (0.01^2 + 0.009^2) / 0.005^2 = 28.96 seeds.
+    assert (
+        "At 10 epochs the pick's margin over the floor (+0.50 points) is within two standard "
+        "errors of the seeds' spread (1.90 points): these seeds cannot tell whether it holds; "
+        "about 29 seeds each would" in report
+    )
+    assert "At 20 epochs the pick's margin" not in report  # +16 points: the seeds tell
+    one_seed = _write_verified(tiny_run[0], rows, std=float("nan"))
+    assert "the pick's margin over the floor" not in one_seed
 
 
 def test_an_unsettled_regime_claims_no_hold(tiny_run):

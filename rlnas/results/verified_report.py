@@ -10,14 +10,16 @@ constraint held for real at both training budgets (E and 2E epochs) and what
 became of the search's own pick (rank 1; candidates are never re-picked after
 training). Beside the verdict it says whether the regime settled (the same
 verdicts and order at both budgets), and if not, by how much, and the budget at
-which a0's learning curve flattens. The plot shows trained top-1 (mean, with the spread over
-seeds) against measured latency, the Pareto front of those points, and each
-network's predicted point (search score, table latency) linked to its
-measured one.
+which a0's learning curve flattens, and where the pick's margin over the floor is within
+two standard errors of the seeds' spread (the seeds cannot tell). The plot shows
+trained top-1 (mean, with the spread over seeds) against measured latency, the Pareto
+front of those points, and each network's predicted point (search score, table latency)
+linked to its measured one.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -164,7 +166,34 @@ def verdict(run: RunFolder, frame: pd.DataFrame) -> list[str]:
             f"faster than a0. Candidates are ranked by the search, not re-picked after "
             "training."
         )
+        for prefix in ("", "long_"):
+            noise = seed_noise(pick, base_row, a0.accuracy_drop, prefix)
+            if noise:
+                lines.append(noise)
     return lines
+
+
+def seed_noise(pick: pd.Series, a0: pd.Series, drop: float, prefix: str = "") -> str | None:
+    """A sentence where the pick's margin over the floor at one budget (`prefix` "" or
+    "long_") is within two standard errors of the difference of the means, with about how
+    many seeds each would tell at this spread; None where it is not, or where fewer than two
+    seeds give no spread."""
+    counts = (pick[f"{prefix}seeds"], a0[f"{prefix}seeds"])
+    spreads = (pick[f"{prefix}top1_std"], (1 - drop) * a0[f"{prefix}top1_std"])
+    if min(counts) < 2 or any(pd.isna(sd) for sd in spreads):
+        return None
+    margin = pick[f"{prefix}top1_mean"] - (1 - drop) * a0[f"{prefix}top1_mean"]
+    error = math.sqrt(sum(sd**2 / n for sd, n in zip(spreads, counts, strict=True)))
+    if abs(margin) >= 2 * error:
+        return None
+    needed = 4 * sum(sd**2 for sd in spreads) / margin**2 if margin else math.inf
+    seeds = f"about {math.ceil(needed)}" if needed <= 100 else "more than 100"
+    return (
+        f"At {int(pick[f'{prefix}epochs'])} epochs the pick's margin over the floor "
+        f"({margin * 100:+.2f} points) is within two standard errors of the seeds' spread "
+        f"({2 * error * 100:.2f} points): these seeds cannot tell whether it holds; "
+        f"{seeds} seeds each would, at this spread."
+    )
 
 
 def verified_markdown(run: RunFolder, frame: pd.DataFrame) -> str:
