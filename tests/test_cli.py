@@ -96,3 +96,29 @@ def test_profile_then_tables_commands(tmp_path):
     listed = runner.invoke(app, ["tables", "list", "--dir", str(tmp_path)], env={"COLUMNS": "250"})
     assert listed.exit_code == 0
     assert "nb" in listed.output and "onnxruntime" in listed.output
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_the_bar_prints_plain_lines_only_off_a_terminal(terminal, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from rlnas.cli import progress
+    from rlnas.cli.progress import Bar
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=terminal, width=80)
+    clock = iter([0.0, 10.0, 40.0, 41.0])
+    monkeypatch.setattr(progress, "monotonic", lambda: next(clock))
+    with Bar(console=console) as bar:
+        task = bar.add_task("", total=4)
+        for done in range(1, 5):
+            bar.update(task, completed=done, description=f"trained net {done}")
+    lines = [line for line in out.getvalue().splitlines() if line.strip()]
+    plain = [line for line in lines if line[:1].isdigit()]
+    if terminal:
+        assert plain == []
+    else:
+        # the first, then not before 30 s have passed, and the last
+        assert plain == ["1/4 trained net 1", "3/4 trained net 3", "4/4 trained net 4"]

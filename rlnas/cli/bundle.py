@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
 
 from rlnas.cli.common import console, duration, reports_errors
+from rlnas.cli.progress import Bar
 from rlnas.cli.tables import tables_app
 from rlnas.errors import RlnasError
 
@@ -19,7 +20,7 @@ from rlnas.errors import RlnasError
 @contextlib.contextmanager
 def _progress() -> Iterator[Callable[[int, int], None]]:
     """A progress bar, and the (done, total) callback that moves it."""
-    with Progress(BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
+    with Bar(BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
         task = bar.add_task("", total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
 

@@ -19,7 +19,6 @@ from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -27,6 +26,7 @@ from rich.progress import (
 
 from rlnas.cli.common import console, duration, reports_errors
 from rlnas.cli.options import argument, config_command, option
+from rlnas.cli.progress import Bar
 from rlnas.errors import EstimatedTableWarning, ForeignTableWarning
 from rlnas.hardware.profile import ProfileConfig, plan_profile
 from rlnas.hardware.profile import profile as run_profile
@@ -46,7 +46,7 @@ def _profile(config: ProfileConfig, dry_run: bool = False) -> None:
     )
     if dry_run:
         return
-    with Progress(
+    with Bar(
         TextColumn("profiling"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -114,7 +114,7 @@ def calibrate_for_host(config: SearchConfig) -> None:
         highlight=False,
     )
     columns = (BarColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
+    with Bar(*columns, console=console, transient=True) as bar:
         task = bar.add_task("", total=config.calibration_seconds)
         host = table_for_host(
             path,
@@ -133,7 +133,7 @@ def _search(
     from rlnas.search.run import run_search
 
     calibrate_for_host(config)
-    with Progress(
+    with Bar(
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
@@ -323,7 +323,7 @@ train_controller = reports_errors(
 
 
 def _measure(config: MeasureConfig, run: Path) -> None:
-    with Progress(
+    with Bar(
         BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"), console=console
     ) as bar:
         task = bar.add_task("", total=None)

@@ -126,8 +126,9 @@ def tables_calibrate(
     """Adapt a table to this host: time random networks end to end here until the held-out
     error reaches the measurement's own (or --seconds), and store the table fitted to them,
     with this one as its prior, for this host in the user folder."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
+    from rlnas.cli.progress import Bar
     from rlnas.cluster import ray_address as cluster_address
     from rlnas.hardware.endtoend import calibrate_table
     from rlnas.hardware.table import read_meta
@@ -141,7 +142,7 @@ def tables_calibrate(
         meta = read_meta(path)
         timer = FleetNetworkTimer(meta.device, meta.precision, meta.threads or 1, None, address)
     columns = (BarColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, console=console) as bar:
+    with Bar(*columns, console=console) as bar:
         task = bar.add_task("", total=seconds)
         result, stored = calibrate_table(
             path,
@@ -243,8 +244,9 @@ def tables_fit(
     profiled layer by layer."""
     import re
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
 
+    from rlnas.cli.progress import Bar
     from rlnas.files import check_output
     from rlnas.hardware.bundle import read_results
     from rlnas.hardware.catalog import user_tables_dir
@@ -284,7 +286,7 @@ def tables_fit(
         archs, latency = read_timings(timings, target, duplicates)
         source = timings.name
     priors = prior_tables(prior or ["auto"], target, resolution, exclude=[path])
-    with Progress(BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
+    with Bar(BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
         task = bar.add_task("", total=1)
         result = fit_latencies(
             archs,

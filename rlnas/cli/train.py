@@ -9,12 +9,13 @@ from typing import Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from rlnas.accuracy.recipe import Recipe
 from rlnas.accuracy.training import ONNX, WEIGHTS, Trainer, read_result
 from rlnas.cli.common import console, reports_errors
 from rlnas.cli.options import argument, config_command, option
+from rlnas.cli.progress import Bar
 from rlnas.cluster import ray_address
 from rlnas.errors import RlnasError
 from rlnas.model.arch import Architecture
@@ -82,7 +83,7 @@ def _train(
         f"and {len(trainer.split.val_y)} validation images, {trainer.split.num_classes} classes, "
         f"{recipe.resolution}px, {recipe.epochs} epochs of {trainer.steps_per_epoch} steps"
     )
-    with Progress(
+    with Bar(
         TextColumn("epoch {task.fields[epoch]}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -159,7 +160,7 @@ def _verify(config: VerifyConfig, run: Path) -> None:
         _truth(config, run)
         return
 
-    with Progress(
+    with Bar(
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("ETA"),
