@@ -13,8 +13,9 @@ verdicts and order at both budgets), and if not, by how much, and the budget at
 which a0's learning curve flattens, and where the pick's margin over the floor is within
 two standard errors of the seeds' spread (the seeds cannot tell). The plot shows
 trained top-1 (mean, with the spread over seeds) against measured latency, the Pareto
-front of those points, and each network's predicted point (search score, table latency)
-linked to its measured one.
+front of those points, each network's predicted point (search score, table latency)
+linked to its measured one, and its top-1 at 2E epochs (squares) with the floor of each
+budget.
 """
 
 from __future__ import annotations
@@ -274,7 +275,7 @@ def _plot_kind(axes: Axes, kind: str, group: pd.DataFrame, proxy: bool) -> None:
         fmt="o",
         color=color,
         capsize=3,
-        label=f"{kind}s: trained, measured",
+        label=f"{kind}s: trained {int(group['epochs'].iloc[0])} epochs, measured",
         zorder=3,
     )
     # A proxy score is no accuracy: its predicted point keeps the trained top-1.
@@ -306,12 +307,30 @@ def _plot_kind(axes: Axes, kind: str, group: pd.DataFrame, proxy: bool) -> None:
         )
 
 
+def _plot_long(axes: Axes, long: pd.DataFrame) -> None:
+    """The networks trained at the long budget (2E epochs): squares at the same latency."""
+    if long.empty:
+        return
+    axes.errorbar(
+        long["measured_ms"],
+        long["long_top1_mean"],
+        yerr=long["long_top1_std"].fillna(0),
+        fmt="s",
+        color="tab:gray",
+        alpha=0.7,
+        capsize=3,
+        label=f"trained {int(long['long_epochs'].iloc[0])} epochs (2E), measured",
+        zorder=3,
+    )
+
+
 def plot_verified(run: RunFolder, frame: pd.DataFrame, path: Path) -> None:
     trained = frame[frame["seeds"] > 0]
     proxy = not accuracy_kind(run.config).is_accuracy
     figure, axes = plt.subplots(figsize=(7.5, 5), dpi=120)
     for kind, group in trained.groupby("kind"):
         _plot_kind(axes, str(kind), group, proxy)
+    _plot_long(axes, frame[frame["long_seeds"] > 0])
     if len(trained):
         front = _front(trained)
         axes.step(
@@ -325,14 +344,16 @@ def plot_verified(run: RunFolder, frame: pd.DataFrame, path: Path) -> None:
     a0 = run.provenance.baseline
     base = trained[trained["is_a0"]]
     if a0 is not None and len(base):
-        floor = (1 - a0.accuracy_drop) * base["top1_mean"].iloc[0]
-        axes.axhline(
-            floor,
-            color="tab:green",
-            linestyle="--",
-            linewidth=1,
-            label=f"floor: {1 - a0.accuracy_drop:g} x a0's top-1",
-        )
+        for column, style, budget in (("top1_mean", "--", ""), ("long_top1_mean", ":", ", 2E")):
+            floor = (1 - a0.accuracy_drop) * base[column].iloc[0]
+            if floor == floor:
+                axes.axhline(
+                    floor,
+                    color="tab:green",
+                    linestyle=style,
+                    linewidth=1,
+                    label=f"floor: {1 - a0.accuracy_drop:g} x a0's top-1{budget}",
+                )
     axes.set_xlabel(f"latency on {run.config.device} {run.config.precision} (ms, batch 1)")
     split = frame["top1_split"].iloc[0]
     axes.set_ylabel(f"trained top-1 ({split} images)")
