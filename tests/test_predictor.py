@@ -90,6 +90,25 @@ def test_fit_from_a_benchmark_file_and_search_with_it(shared_data, tmp_path):
     source = PredictorAccuracy(out, _nb201(), None)
     for text, score in zip(run.evaluations["arch"], run.evaluations["accuracy"], strict=True):
         assert score == pytest.approx(source.accuracy(Architecture.decode(text, "nb201")))
+    # Where a pick's margin over the floor is less than the predictor's own standard
+    # deviation for it, the search says so.
+    from rlnas.search.baseline import BaselineTarget, margin_note
+    from rlnas.search.sources.predictor import score_spread
+
+    text = run.evaluations["arch"].iloc[0]
+    score = source.accuracy(Architecture.decode(text, "nb201"))
+    error = score_spread(config, Architecture.decode(text, "nb201"))
+    assert 0 < error < 1
+
+    def floor_at(floor: float) -> BaselineTarget:
+        return BaselineTarget("a0", text, floor, 6.0, 0.01, floor, 6.44, "predictor")
+
+    note = margin_note(config, floor_at(score - error / 2), text, score)
+    assert note and (
+        f"margin over the floor ({error / 2 * 100:+.2f} points) is less than the predictor's "
+        f"standard deviation for it ({error * 100:.2f} points)" in note
+    )
+    assert margin_note(config, floor_at(score - 2 * error), text, score) is None
     # A newly trained architecture refits it.
     arch = Architecture.from_index(7, "nb201")
     source.add(arch, 93.0)

@@ -31,7 +31,7 @@ from rlnas.errors import EstimatedTableWarning, ForeignTableWarning
 from rlnas.hardware.profile import ProfileConfig, plan_profile
 from rlnas.hardware.profile import profile as run_profile
 from rlnas.results.measure import MeasureConfig, measure_run
-from rlnas.search.baseline import BaselineTarget, parse_drop
+from rlnas.search.baseline import BaselineTarget, margin_note, parse_drop
 from rlnas.search.config import SearchConfig
 from rlnas.search.run_folder import MEASURED, REPORT
 
@@ -218,6 +218,9 @@ def _baseline_summary(config: SearchConfig, a0: BaselineTarget, best: Any) -> No
         f"{config.score_name()} {best['accuracy']:.4f}, {best['params']:,} params: "
         f"{best['arch']}; check it for real with `rlnas verify RUN`"
     )
+    note = margin_note(config, a0, best["arch"], best["accuracy"])
+    if note:
+        typer.echo(f"note: {note}")
 
 
 _OUT = option("out", Path | None, "Run folder (default: runs/<name>).", None)

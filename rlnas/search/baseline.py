@@ -24,8 +24,9 @@ from pathlib import Path
 from rlnas.errors import ArchitectureError, RlnasError
 from rlnas.model.arch import Architecture
 from rlnas.model.baselines import BASELINES, get_baseline
-from rlnas.model.space import Space
+from rlnas.model.space import Space, get_space
 from rlnas.search.config import SearchConfig
+from rlnas.search.sources import accuracy_kind
 
 
 @dataclass(frozen=True)
@@ -141,3 +142,21 @@ def with_limit(config: SearchConfig, target: BaselineTarget | None) -> SearchCon
     if target is None or config.latency_ms is not None:
         return config
     return dataclasses.replace(config, latency_ms=target.target_ms)
+
+
+def margin_note(config: SearchConfig, a0: BaselineTarget, arch: str, accuracy: float) -> str | None:
+    """A line where a candidate's margin over the floor (`accuracy` of `arch`, a canonical
+    string) is less than its accuracy source's own standard deviation for it, where the
+    source knows one (a predictor): the source cannot tell whether it keeps the floor."""
+    kind = accuracy_kind(config)
+    if kind.spread is None:
+        return None
+    error = kind.spread(config, Architecture.decode(arch, get_space(config.space)))
+    margin = accuracy - a0.accuracy_floor
+    if margin >= error:
+        return None
+    return (
+        f"its margin over the floor ({margin * 100:+.2f} points) is less than the "
+        f"{kind.name}'s standard deviation for it ({error * 100:.2f} points): the "
+        "source cannot tell whether it keeps the floor; `rlnas verify RUN` trains it"
+    )

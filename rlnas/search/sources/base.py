@@ -84,6 +84,10 @@ BaselineScorer = Callable[
 ]
 
 
+# The standard deviation of a source's score for one architecture (score units).
+Spread = Callable[["SearchConfig", Architecture], float]
+
+
 @dataclass(frozen=True)
 class AccuracyKind:
     """An accuracy source, as the search, `measure` and the reports know it.
@@ -98,6 +102,8 @@ class AccuracyKind:
             the run's scale.
         picked_by: The setting whose value picks this source where `--accuracy` is not
             given (a predictor file, an accuracy file), or None.
+        spread: The standard deviation of its score for an architecture, where the source
+            knows its own error (a predictor's), else None.
     """
 
     name: str
@@ -106,6 +112,7 @@ class AccuracyKind:
     is_accuracy: bool
     score_baselines: BaselineScorer
     picked_by: str | None = None
+    spread: Spread | None = None
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,14 @@ def score_baselines(
     return scores
 
 
+def score_spread(config: SearchConfig, arch: Architecture) -> float:
+    """The predictor's standard deviation for `arch` (a fraction, as its scores)."""
+    source = PredictorAccuracy(Path(str(config.predictor)), arch.space, config.data)
+    _, std = source.predictor.predict([arch], _proxy_values(source.scorers, [arch]))
+    source.flush()
+    return float(std[0]) / 100
+
+
 KIND = AccuracyKind(
     name="predictor",
     make=_make,
@@ -166,4 +174,5 @@ KIND = AccuracyKind(
     is_accuracy=True,
     score_baselines=score_baselines,
     picked_by="predictor",
+    spread=score_spread,
 )
