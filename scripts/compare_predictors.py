@@ -3,6 +3,7 @@ which encoding, ranks the held-out cells best from K known ones.
 
 Usage:
     python scripts/compare_predictors.py [--k 50] [--splits 0 1 ... 9]
+        [--proxy-cache FILE --proxies synflow,jacob_cov,naswot,meco]
 
 Encodings: `enc` (the predictor's own: one indicator per non-reference choice, log
 params, log MACs), `path` (White et al. 2020's path encoding: one indicator per
@@ -64,17 +65,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", type=int, default=50)
     parser.add_argument("--splits", type=int, nargs="+", default=list(range(10)))
+    parser.add_argument(
+        "--proxy-cache",
+        type=Path,
+        default=None,
+        help="raw proxy values (validate_proxies.py --cache): only the cells scored by every "
+        "--proxies take part, and the encodings get the proxies as features",
+    )
+    parser.add_argument("--proxies", default="synflow,jacob_cov,naswot,meco")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     space = get_space("nb201")
     bench = pd.read_parquet(NB201 / "nb201_cifar10_accuracy.parquet")
     archs = [Architecture.from_index(int(i), space) for i in bench["arch_index"]]
+    proxies = None
+    if args.proxy_cache is not None:
+        names = args.proxies.split(",")
+        cache = pd.read_parquet(args.proxy_cache)
+        cache["proxy"] = cache["proxy"].str.split("@").str[0]  # synflow@v2: its version
+        wide = cache[cache["proxy"].isin(names)].pivot_table(
+            index="arch", columns="proxy", values="value", aggfunc="first"
+        )
+        wide = wide[names].dropna()
+        keep = np.array([str(a) in wide.index for a in archs])
+        bench, archs = bench[keep], [a for a, k in zip(archs, keep, strict=True) if k]
+        proxies = {n: wide.loc[[str(a) for a in archs], n].to_numpy() for n in names}
+        print(f"{len(archs)} cells scored by {', '.join(names)}\n")
     y = bench["cifar10_test_acc"].to_numpy()
     enc = encode(archs)
     paths = path_encoding(np.array([a.choices for a in archs]), len(space.decisions[0].tokens))
+    encodings = {"enc": enc, "path": paths, "enc + path": np.hstack([enc, paths])}
+    if proxies:
+        with_proxies = encode(archs, proxies)
+        encodings["enc + proxies"] = with_proxies
+        encodings["enc + proxies + path"] = np.hstack([with_proxies, paths])
     print("| encoding | model | Spearman, median | least |")
     print("| --- | --- | --- | --- |")
-    for name, x in {"enc": enc, "path": paths, "enc + path": np.hstack([enc, paths])}.items():
+    for name, x in encodings.items():
         for model, make in MODELS.items():
             scores = []
             for split in args.splits:
