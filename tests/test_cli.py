@@ -115,10 +115,11 @@ def test_the_bar_prints_plain_lines_only_off_a_terminal(terminal, monkeypatch):
         task = bar.add_task("", total=4)
         for done in range(1, 5):
             bar.update(task, completed=done, description=f"trained net {done}")
+        bar.update(task, completed=4, description="trained net 4 again")  # once done: no line
     lines = [line for line in out.getvalue().splitlines() if line.strip()]
     plain = [line for line in lines if line[:1].isdigit()]
     if terminal:
         assert plain == []
     else:
-        # the first, then not before 30 s have passed, and the last
+        # the first, then not before 30 s have passed, and the last, once
         assert plain == ["1/4 trained net 1", "3/4 trained net 3", "4/4 trained net 4"]

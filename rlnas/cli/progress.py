@@ -24,6 +24,7 @@ class Bar(Progress):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._last_line = -math.inf
+        self._finished: set[TaskID] = set()  # tasks whose last line is printed
 
     def update(self, task_id: TaskID, *args: Any, **kwargs: Any) -> None:
         super().update(task_id, *args, **kwargs)
@@ -31,9 +32,13 @@ class Bar(Progress):
             return
         task = next(task for task in self.tasks if task.id == task_id)
         finished = task.total is not None and task.completed >= task.total
+        if task_id in self._finished:
+            return
         now = monotonic()
         if task.completed and (finished or now - self._last_line >= LINE_EVERY_S):
             self._last_line = now
+            if finished:
+                self._finished.add(task_id)
             total = "" if task.total is None else f"/{task.total:g}"
             self.console.print(
                 f"{task.completed:g}{total} {task.description}".rstrip(),

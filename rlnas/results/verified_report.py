@@ -346,7 +346,7 @@ def plot_verified(run: RunFolder, frame: pd.DataFrame, path: Path) -> None:
     if a0 is not None and len(base):
         for column, style, budget in (("top1_mean", "--", ""), ("long_top1_mean", ":", ", 2E")):
             floor = (1 - a0.accuracy_drop) * base[column].iloc[0]
-            if floor == floor:
+            if pd.notna(floor):
                 axes.axhline(
                     floor,
                     color="tab:green",
