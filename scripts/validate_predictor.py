@@ -3,7 +3,7 @@
 Usage:
     python scripts/validate_predictor.py [--ks 10,20,50,100] [--seeds 5-24]
     python scripts/validate_predictor.py --proxies naswot,swap --space nbmacro
-        [--cache out/proxy_scores_nbmacro.parquet]
+        [--cache out/proxy_scores_nbmacro.parquet] [--model forest]
 
 For NAS-Bench-Macro (all 6,561, `mean_acc`) and NAS-Bench-201 (all 15,625,
 `cifar10_test_acc`): per K and split seed, fit `rlnas.accuracy.predictor` on K
@@ -13,6 +13,7 @@ and the share of held-out architectures whose true accuracy lies within the
 predicted mean +- 2 std (the calibration of the uncertainty). The model was
 chosen on split seeds 0-4; report seeds are 5 and up.
 Features: the encoding and closed-form parameters and MACs (no proxies).
+`--model` picks the predictor's model (`ridge`, the default, or `forest`).
 
 With `--proxies`, the raw values of those proxies join the features. Only the
 architectures whose values `scripts/validate_proxies.py` cached are used (its
@@ -30,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from rlnas.accuracy.predictor import Predictor
+from rlnas.accuracy.predictor import MODELS, Predictor
 from rlnas.accuracy.scorer import ProxyConfig, ProxyScorer
 from rlnas.model.arch import Architecture
 from rlnas.model.nbmacro import from_code
@@ -83,6 +84,7 @@ def score(
     k: int,
     split_seeds: list[int],
     proxies: dict[str, list[float]] | None = None,
+    model: str = "ridge",
 ) -> str:
     rho, tau, covered = [], [], []
     for seed in split_seeds:
@@ -92,7 +94,7 @@ def score(
         def pick(idx: np.ndarray) -> dict[str, list[float]] | None:
             return {p: [v[i] for i in idx] for p, v in proxies.items()} if proxies else None
 
-        predictor = Predictor([archs[i] for i in train], accuracy[train], pick(train))
+        predictor = Predictor([archs[i] for i in train], accuracy[train], pick(train), model)
         mean, std = predictor.predict([archs[i] for i in test], pick(test))
         truth = accuracy[test]
         rho.append(stats.spearmanr(mean, truth).statistic)
@@ -112,8 +114,10 @@ def main() -> None:
     parser.add_argument("--proxies", default="")
     parser.add_argument("--space", choices=tuple(NAMES), default="nbmacro")
     parser.add_argument("--cache", type=Path, default=None)
+    parser.add_argument("--model", choices=MODELS, default="ridge")
     args = parser.parse_args()
     ks = [int(k) for k in args.ks.split(",")]
+    print(f"model: {args.model}\n")
     split_seeds = seeds(args.seeds)
     print("| benchmark | K | features | Spearman | Kendall | within 2 std |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -126,11 +130,15 @@ def main() -> None:
         name = f"{NAMES[args.space]} ({len(rows)} cached)"
         for k in ks:
             for label, extra in (("encoding", None), ("+ " + " + ".join(proxies), values)):
-                print(f"| {name} | {k} | {label} | {score(sample, truth, k, split_seeds, extra)} |")
+                print(
+                    f"| {name} | {k} | {label} | {score(sample, truth, k, split_seeds, extra, args.model)} |"
+                )
         return
     for name, (archs, accuracy) in benchmarks().items():
         for k in ks:
-            print(f"| {name} | {k} | encoding | {score(archs, accuracy, k, split_seeds)} |")
+            print(
+                f"| {name} | {k} | encoding | {score(archs, accuracy, k, split_seeds, None, args.model)} |"
+            )
 
 
 if __name__ == "__main__":

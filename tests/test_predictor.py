@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
@@ -31,15 +34,44 @@ def test_fifty_architectures_rank_the_rest(macro):
     assert np.mean(np.abs(mean - accuracy[test]) <= 2 * std) > 0.8
 
 
-def test_saved_predictor_predicts_the_same(macro, tmp_path):
+def test_a_forest_learns_what_a_line_cannot_and_knows_its_error(macro):
+    archs = macro[0][:1000]
+    # Made-up truth: accuracy peaks where a proxy is 0 and falls off on both sides, as a
+    # proxy that saturates might; the architecture itself says nothing.
+    p = np.random.default_rng(0).normal(0, 1, len(archs))
+    accuracy = 90 - 3 * p**2 + np.random.default_rng(1).normal(0, 0.3, len(archs))
+    proxy = {"p": list(p)}
+    train, test = np.arange(50), np.arange(50, len(archs))
+
+    def fit(model: str) -> float:
+        fitted = Predictor([archs[i] for i in train], accuracy[train], _at(proxy, train), model)
+        mean, std = fitted.predict([archs[i] for i in test], _at(proxy, test))
+        assert (std > 0).all()
+        if model == "forest":  # the trees' spread and the out-of-bag error: most within 2 std
+            assert np.mean(np.abs(mean - accuracy[test]) <= 2 * std) > 0.8
+        return float(stats.spearmanr(mean, accuracy[test]).statistic)
+
+    assert fit("forest") > 0.8 > 0.3 > fit("ridge")
+    with pytest.raises(RlnasError, match="unknown predictor model 'gp'"):
+        Predictor(archs[:5], accuracy[:5], model="gp")
+
+
+def _at(proxy: dict[str, list[float]], rows: np.ndarray) -> dict[str, list[float]]:
+    return {k: [v[i] for i in rows] for k, v in proxy.items()}
+
+
+@pytest.mark.parametrize("model", ["ridge", "forest"])
+def test_saved_predictor_predicts_the_same(macro, tmp_path, model):
     archs, accuracy = macro
-    predictor = Predictor(archs[:20], accuracy[:20], {"p": list(range(20))})
+    predictor = Predictor(archs[:20], accuracy[:20], {"p": list(range(20))}, model)
     predictor.save(tmp_path / "p.parquet")
     again = Predictor.load(tmp_path / "p.parquet")
     proxies = {"p": [1.0, 2.0, 3.0]}
     a, b = predictor.predict(archs[30:33], proxies), again.predict(archs[30:33], proxies)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
+    assert again.kind == model
+    assert predictor.with_known(archs[40:41], [90.0], {"p": [4.0]}).kind == model
 
 
 def test_encoding_and_bad_input(macro, tmp_path):
@@ -55,6 +87,17 @@ def test_encoding_and_bad_input(macro, tmp_path):
     (tmp_path / "bad.parquet").write_text("not parquet")
     with pytest.raises(RunError, match="is not a predictor file"):
         Predictor.load(tmp_path / "bad.parquet")
+    Predictor(archs[:5], accuracy[:5]).save(tmp_path / "p.parquet")
+    table = pq.read_table(tmp_path / "p.parquet")
+    meta = json.loads(table.schema.metadata[b"rlnas_predictor"])
+    newer = table.replace_schema_metadata({"rlnas_predictor": json.dumps({**meta, "model": "gp"})})
+    pq.write_table(newer, tmp_path / "newer.parquet")
+    with pytest.raises(RunError, match="holds a 'gp' predictor, unknown to this rlnas"):
+        Predictor.load(tmp_path / "newer.parquet")
+    del meta["model"]  # a file written before the forest is a ridge
+    older = table.replace_schema_metadata({"rlnas_predictor": json.dumps(meta)})
+    pq.write_table(older, tmp_path / "older.parquet")
+    assert Predictor.load(tmp_path / "older.parquet").kind == "ridge"
 
 
 def test_fit_from_a_benchmark_file_and_search_with_it(shared_data, tmp_path):
@@ -113,6 +156,23 @@ def test_fit_from_a_benchmark_file_and_search_with_it(shared_data, tmp_path):
     arch = Architecture.from_index(7, "nb201")
     source.add(arch, 93.0)
     assert len(source.predictor.archs) == 31
+
+
+def test_fit_a_forest_from_the_command_line(shared_data, tmp_path):
+    from typer.testing import CliRunner
+
+    from rlnas.cli import app
+
+    out = tmp_path / "forest.parquet"
+    args = ["predictor", "fit", "--space", "nb201", "--out", str(out), "--sample", "30"]
+    args += ["--from-file", str(shared_data / "nb201" / "nb201_cifar10_accuracy.parquet")]
+    args += ["--column", "cifar10_test_acc"]
+    bad = CliRunner().invoke(app, [*args, "--model", "gp"])
+    assert bad.exit_code != 0 and "unknown --model 'gp'" in bad.output and not out.exists()
+    result = CliRunner().invoke(app, [*args, "--model", "forest"])
+    assert result.exit_code == 0, result.output
+    assert "a forest predictor from K = 30" in result.output
+    assert Predictor.load(out).kind == "forest"
 
 
 def _nb201():

@@ -1,4 +1,4 @@
-"""A few-shot accuracy predictor: Bayesian ridge regression on an encoding of the architecture.
+"""A few-shot accuracy predictor: a regression on an encoding of the architecture.
 
 It learns from K architectures of one space with known accuracy (trained, or
 from a benchmark file) and predicts the accuracy of any other, in percent,
@@ -10,12 +10,20 @@ of the parameters and of the multiply-accumulates at 32 px (closed forms);
 and, optionally, the raw values of zero-cost proxies (signed log; a value that
 is not finite, as naswot's for a degenerate network, is set below the lowest
 finite one and flagged in an indicator column of its own). Each
-feature is standardised on the training architectures. The regression is
-scikit-learn's `BayesianRidge` (evidence-maximised priors, so there is nothing
-to tune per K); its predictive standard deviation is the uncertainty.
+feature is standardised on the training architectures.
 
-Why this model: chosen on NAS-Bench-Macro and NAS-Bench-201 with split seeds
-0-4 against ridge, a random forest and Gaussian processes (BENCHMARKS.md).
+Two models (`MODELS`):
+- `ridge` (the default): scikit-learn's `BayesianRidge` (evidence-maximised
+  priors, so there is nothing to tune per K); its predictive standard
+  deviation is the uncertainty. Chosen on the encoding alone, on NAS-Bench-Macro
+  and NAS-Bench-201 with split seeds 0-4, against ridge, a random forest and
+  Gaussian processes.
+- `forest`: scikit-learn's `RandomForestRegressor` (300 trees, seed 0), which
+  combines proxies where a linear model cannot (NAS-Bench-201 with four
+  proxies: 0.926 against the ridge's 0.806). Its standard deviation is the
+  spread of its trees' predictions together with the forest's out-of-bag error
+  (the trees' spread alone is too narrow at small K).
+Both chosen as BENCHMARKS.md says ("Trees on proxies", "The forest shipped").
 
 Stored without pickle: a predictor file is the Parquet table of its training
 architectures and accuracies, with the space digest and feature settings in
@@ -33,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from sklearn.ensemble import RandomForestRegressor
 from sklearn.linear_model import BayesianRidge
 
 from rlnas.errors import RlnasError, RunError
@@ -44,6 +53,8 @@ from rlnas.model.space import Space, get_space
 
 FEATURE_VERSION = 1
 RESOLUTION = 32
+MODELS = ("ridge", "forest")
+TREES = 300
 
 
 @functools.lru_cache(maxsize=8)
@@ -105,6 +116,7 @@ class Predictor:
         archs: The training architectures (at least 3).
         accuracy: Their accuracies in percent.
         proxies: Optional raw proxy values per proxy name, aligned with `archs`.
+        model: One of `MODELS` (see the module docstring).
     """
 
     def __init__(
@@ -112,7 +124,12 @@ class Predictor:
         archs: Sequence[Architecture],
         accuracy: Sequence[float],
         proxies: Mapping[str, Sequence[float]] | None = None,
+        model: str = "ridge",
     ):
+        if model not in MODELS:
+            raise RlnasError(
+                f"unknown predictor model '{model}'; choose one of {', '.join(MODELS)}"
+            )
         if len(archs) < 3 or len(archs) != len(accuracy):
             raise RlnasError(
                 f"the predictor needs at least 3 architectures with one accuracy each, got "
@@ -131,7 +148,8 @@ class Predictor:
         x = encode(self.archs, self.proxies, self.floors)
         self.mean, self.scale = x.mean(axis=0), x.std(axis=0)
         self.scale[self.scale == 0] = 1.0
-        self.model = BayesianRidge().fit((x - self.mean) / self.scale, y)
+        self.kind = model
+        self.model, self.noise = _fit(model, (x - self.mean) / self.scale, y)
 
     def predict(
         self, archs: Sequence[Architecture], proxies: Mapping[str, Sequence[float]] | None = None
@@ -145,6 +163,9 @@ class Predictor:
             raise RlnasError(f"the predictor knows space '{self.space.name}' only")
         ordered = {k: (proxies or {})[k] for k in self.proxies}
         x = (encode(archs, ordered, self.floors) - self.mean) / self.scale
+        if isinstance(self.model, RandomForestRegressor):
+            per_tree = np.stack([tree.predict(x) for tree in self.model.estimators_])
+            return per_tree.mean(axis=0), np.sqrt(per_tree.var(axis=0) + self.noise)
         mean, std = self.model.predict(x, return_std=True)
         return np.asarray(mean), np.asarray(std)
 
@@ -157,7 +178,7 @@ class Predictor:
         """A predictor refitted with these architectures added (e.g. as trainings finish)."""
         extra = proxies or {}
         merged = {k: [*v, *extra.get(k, [])] for k, v in self.proxies.items()}
-        return Predictor([*self.archs, *archs], [*self.accuracy, *accuracy], merged)
+        return Predictor([*self.archs, *archs], [*self.accuracy, *accuracy], merged, self.kind)
 
     def save(self, path: Path) -> None:
         """Writes the training set (the predictor's only state) as Parquet."""
@@ -171,6 +192,7 @@ class Predictor:
             "space_digest": self.space.digest,
             "feature_version": FEATURE_VERSION,
             "proxies": list(self.proxies),
+            "model": self.kind,
         }
         table = pa.table(columns).replace_schema_metadata({"rlnas_predictor": json.dumps(meta)})
         atomic_write_parquet(table, Path(path))
@@ -193,4 +215,20 @@ class Predictor:
         frame = table.to_pandas()
         archs = [Architecture.decode(a, resolved) for a in frame["arch"]]
         proxies = {p: list(frame[f"proxy_{p}"]) for p in meta["proxies"]}
-        return cls(archs, list(frame["accuracy"]), proxies)
+        model = meta.get("model", "ridge")  # files written before the forest: ridge
+        if model not in MODELS:
+            raise RunError(
+                f"{path} holds a '{model}' predictor, unknown to this rlnas; fit it again"
+            )
+        return cls(archs, list(frame["accuracy"]), proxies, model)
+
+
+def _fit(
+    model: str, x: np.ndarray, y: np.ndarray
+) -> tuple[BayesianRidge | RandomForestRegressor, float]:
+    """The fitted model, and the variance its trees' spread leaves out (0 for the ridge)."""
+    if model == "ridge":
+        return BayesianRidge().fit(x, y), 0.0
+    # With 300 trees every row is out of the bag of some tree (K >= 3).
+    forest = RandomForestRegressor(TREES, oob_score=True, random_state=0).fit(x, y)
+    return forest, float(np.mean((forest.oob_prediction_ - y) ** 2))

@@ -94,10 +94,12 @@ def fit_predictor(
     accuracy: list[float],
     proxies: list[str],
     data: Path | None,
+    model: str = "ridge",
 ) -> Predictor:
     """A predictor of `space` from known accuracies, with the given proxies as features."""
     resolved = get_space(space)
-    return Predictor(archs, accuracy, _proxy_values(_scorers(resolved, proxies, data), archs))
+    values = _proxy_values(_scorers(resolved, proxies, data), archs)
+    return Predictor(archs, accuracy, values, model)
 
 
 class PredictorAccuracy:
@@ -108,8 +110,9 @@ class PredictorAccuracy:
     def __init__(self, path: Path, space: Space, data: Path | None):
         self.predictor = Predictor.load(path, space)
         self.scorers = _scorers(space, list(self.predictor.proxies), data)
-        self.description = f"predictor {path} (K = {len(self.predictor.archs)}" + (
-            f", proxies {', '.join(self.predictor.proxies)})" if self.scorers else ")"
+        self.description = (
+            f"{self.predictor.kind} predictor {path} (K = {len(self.predictor.archs)}"
+            + (f", proxies {', '.join(self.predictor.proxies)})" if self.scorers else ")")
         )
 
     def accuracy(self, arch: Architecture) -> float:
