@@ -4,11 +4,12 @@ full-training accuracies (`rlnas verify RUN --truth nbmacro`).
 Usage:
     python scripts/bench_truth.py [--seeds 100 ... 119] [--k 50] [--budget 300]
         [--drop 0.01] [--a0s ir_k3_e3 ir_k5_e6 median] [--work runs/bench-truth]
-        [--proxies]
+        [--proxies] [--model ridge | forest | auto]
 
 For each a0 and seed: a predictor is fitted on K networks of the benchmark drawn with
 that seed (`rlnas predictor fit --sample K --seed S`; encoding, params and MACs as
-features, plus naswot and swap on noise images with `--proxies`), then `rlnas
+features, plus naswot and swap on noise images with `--proxies`; the model of
+`--model`, the ridge unless given), then `rlnas
 train-controller --space nbmacro --baseline a0 --accuracy-drop 1% --predictor ...`
 (the default PPO, the shipped cpu table for this host, budget 300), then the truth
 check. a0 is every layer `ir_k3_e3`, every layer `ir_k5_e6`, or the network of median
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--a0s", nargs="+", default=["ir_k3_e3", "ir_k5_e6", "median"])
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-truth")
     parser.add_argument("--proxies", action="store_true")
+    parser.add_argument("--model", choices=("ridge", "forest", "auto"), default="ridge")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     accuracy_file = args.work / "nbmacro_accuracy.parquet"
@@ -78,7 +80,8 @@ def main() -> None:
                 archs, accuracy = known_from_file(
                     space, accuracy_file, "mean_acc", "percent", args.k, seed
                 )
-                fit_predictor("nbmacro", archs, accuracy, proxies, None).save(predictor)
+                fitted, _ = fit_predictor("nbmacro", archs, accuracy, proxies, None, args.model)
+                fitted.save(predictor)
             config = SearchConfig(
                 space="nbmacro",
                 baseline=a0_of(a0, bench),

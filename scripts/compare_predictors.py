@@ -1,18 +1,19 @@
-"""Few-shot predictor models compared on NAS-Bench-201 (issue 31, part 4): which model, on
-which encoding, ranks the held-out cells best from K known ones.
+"""Few-shot predictor models compared on NAS-Bench-201 or NAS-Bench-Macro (issue 31, part 4):
+which model, on which encoding, ranks the held-out networks best from K known ones.
 
 Usage:
-    python scripts/compare_predictors.py [--k 50] [--splits 0 1 ... 9]
+    python scripts/compare_predictors.py [--space nb201 | nbmacro] [--k 50] [--splits 0 1 ... 9]
         [--proxy-cache FILE --proxies synflow,jacob_cov,naswot,meco]
 
 Encodings: `enc` (the predictor's own: one indicator per non-reference choice, log
 params, log MACs), `path` (White et al. 2020's path encoding: one indicator per
-sequence of operations on each of the cell's four input-to-output paths) and both.
+sequence of operations on each of the cell's four input-to-output paths; NAS-Bench-201
+only: a macro space has no paths) and both.
 Models: scikit-learn's Bayesian ridge (the shipped one), a random forest, extra
 trees, gradient-boosted trees, and a GP (Matern 5/2 and a white-noise term). Per
-split seed, K cells drawn at random train each model (features standardised on
-them) and the other 15,625 - K are held out. Prints the median and least Spearman
-over the split seeds. Choose on split seeds 0-9; report on 100-119.
+split seed, K networks drawn at random train each model (features standardised on
+them) and the others are held out (15,625 - K cells; 6,561 - K macro networks). Prints
+the median and least Spearman over the split seeds. Choose on split seeds 0-9; report on 100-119.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ from sklearn.linear_model import BayesianRidge
 
 from rlnas.accuracy.predictor import encode
 from rlnas.model.arch import Architecture
+from rlnas.model.nbmacro import from_code
 from rlnas.model.space import get_space
 
-NB201 = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 # Edges by decision index: 0->1, 0->2, 1->2, 0->3, 1->3, 2->3. The input-to-output paths.
 PATHS = [(3,), (0, 4), (1, 5), (0, 2, 5)]
 
@@ -63,6 +65,7 @@ def path_encoding(choices: np.ndarray, ops: int) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--space", choices=("nb201", "nbmacro"), default="nb201")
     parser.add_argument("--k", type=int, default=50)
     parser.add_argument("--splits", type=int, nargs="+", default=list(range(10)))
     parser.add_argument(
@@ -75,9 +78,14 @@ def main() -> None:
     parser.add_argument("--proxies", default="synflow,jacob_cov,naswot,meco")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
-    space = get_space("nb201")
-    bench = pd.read_parquet(NB201 / "nb201_cifar10_accuracy.parquet")
-    archs = [Architecture.from_index(int(i), space) for i in bench["arch_index"]]
+    if args.space == "nb201":
+        space = get_space("nb201")
+        bench = pd.read_parquet(SHARED / "nb201" / "nb201_cifar10_accuracy.parquet")
+        archs = [Architecture.from_index(int(i), space) for i in bench["arch_index"]]
+        truth = "cifar10_test_acc"
+    else:
+        bench = pd.read_parquet(SHARED / "nbmacro" / "nbmacro_cifar10.parquet")
+        archs, truth = [from_code(c) for c in bench["arch"]], "mean_acc"
     proxies = None
     if args.proxy_cache is not None:
         names = args.proxies.split(",")
@@ -90,15 +98,19 @@ def main() -> None:
         keep = np.array([str(a) in wide.index for a in archs])
         bench, archs = bench[keep], [a for a, k in zip(archs, keep, strict=True) if k]
         proxies = {n: wide.loc[[str(a) for a in archs], n].to_numpy() for n in names}
-        print(f"{len(archs)} cells scored by {', '.join(names)}\n")
-    y = bench["cifar10_test_acc"].to_numpy()
+        print(f"{len(archs)} networks scored by {', '.join(names)}\n")
+    y = bench[truth].to_numpy()
     enc = encode(archs)
-    paths = path_encoding(np.array([a.choices for a in archs]), len(space.decisions[0].tokens))
-    encodings = {"enc": enc, "path": paths, "enc + path": np.hstack([enc, paths])}
+    encodings = {"enc": enc}
+    if args.space == "nb201":
+        choices = np.array([a.choices for a in archs])
+        paths = path_encoding(choices, len(archs[0].space.decisions[0].tokens))
+        encodings.update({"path": paths, "enc + path": np.hstack([enc, paths])})
     if proxies:
         with_proxies = encode(archs, proxies)
         encodings["enc + proxies"] = with_proxies
-        encodings["enc + proxies + path"] = np.hstack([with_proxies, paths])
+        if args.space == "nb201":
+            encodings["enc + proxies + path"] = np.hstack([with_proxies, paths])
     print("| encoding | model | Spearman, median | least |")
     print("| --- | --- | --- | --- |")
     for name, x in encodings.items():

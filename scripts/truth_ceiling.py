@@ -4,6 +4,7 @@ baseline-relative rule applied to every network of the space, checked against th
 Usage:
     python scripts/truth_ceiling.py [--seeds 100 ... 119] [--k 50] [--drop 0.01]
         [--a0s ir_k3_e3 ir_k5_e6 median] [--z 0 0.25 0.5 1 2] [--work runs/bench-truth]
+        [--model forest --proxies naswot --proxy-cache FILE]
 
 For each a0 and seed, the predictor of `scripts/bench_truth.py` (Bayesian ridge on the
 encoding, params and MACs, fitted on K networks drawn with that seed) predicts all
@@ -15,6 +16,10 @@ for a margin of the predictor's own uncertainty. The pick is then judged as `rln
 verify --truth nbmacro` judges a run's: does it keep the real floor, and is its latency
 within 5% of the fastest network that does. A rule that misses the goals here misses
 them with any search.
+
+`--model` and `--proxies` change the predictor (`rlnas predictor fit --model ... --proxy
+...`): the proxies' raw values come from a score cache of `validate_proxies.py --space
+nbmacro --all` (`--proxy-cache`), which must hold every network.
 
 Writes `ceiling.csv` under `--work` (one row per a0, seed and z) and prints, per a0 and
 z, the share of seeds whose pick keeps the real floor, the share within 5% of the
@@ -30,9 +35,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from bench_truth import a0_of
+from validate_predictor import cached_proxies
 from validate_search import NBMACRO, nbmacro_files
 
-from rlnas.accuracy.predictor import Predictor
+from rlnas.accuracy.predictor import MODELS, Predictor
 from rlnas.model.arch import Architecture
 from rlnas.model.space import get_space
 from rlnas.search.sources.predictor import known_from_file
@@ -56,6 +62,9 @@ def main() -> None:
     parser.add_argument("--a0s", nargs="+", default=["ir_k3_e3", "ir_k5_e6", "median"])
     parser.add_argument("--z", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0, 2.0])
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-truth")
+    parser.add_argument("--model", choices=MODELS, default="ridge")
+    parser.add_argument("--proxies", default="", help="comma-separated; needs --proxy-cache")
+    parser.add_argument("--proxy-cache", type=Path, default=None)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     accuracy_file, latency_file = nbmacro_files(args.work)
@@ -65,6 +74,12 @@ def main() -> None:
     index = {s: i for i, s in enumerate(frame["arch_str"])}
     ms, truth = frame["cpu_ms"].to_numpy(), frame["mean_acc"].to_numpy()
     bench = pd.read_parquet(NBMACRO)
+    proxies: dict[str, list[float]] = {}
+    if args.proxies:
+        names = args.proxies.split(",")
+        found, proxies = cached_proxies("nbmacro", archs, names, args.proxy_cache)
+        if len(found) != len(archs):
+            raise SystemExit(f"{args.proxy_cache} scores {len(found)} of {len(archs)} networks")
     rows = []
     for a0 in args.a0s:
         a = index[a0_of(a0, bench)]
@@ -75,7 +90,14 @@ def main() -> None:
             known, accuracy = known_from_file(
                 space, accuracy_file, "mean_acc", "percent", args.k, seed
             )
-            mean, std = Predictor(known, accuracy).predict(archs)
+            rows_known = [index[str(a)] for a in known]
+            fitted = Predictor(
+                known,
+                accuracy,
+                {p: [v[i] for i in rows_known] for p, v in proxies.items()},
+                args.model,
+            )
+            mean, std = fitted.predict(archs, proxies)
             for z in args.z:
                 i = pick(ms, within & (mean - z * std >= (1 - args.drop) * mean[a]))
                 rows.append(

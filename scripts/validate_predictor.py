@@ -130,15 +130,13 @@ def main() -> None:
         name = f"{NAMES[args.space]} ({len(rows)} cached)"
         for k in ks:
             for label, extra in (("encoding", None), ("+ " + " + ".join(proxies), values)):
-                print(
-                    f"| {name} | {k} | {label} | {score(sample, truth, k, split_seeds, extra, args.model)} |"
-                )
+                cells = score(sample, truth, k, split_seeds, extra, args.model)
+                print(f"| {name} | {k} | {label} | {cells} |")
         return
     for name, (archs, accuracy) in benchmarks().items():
         for k in ks:
-            print(
-                f"| {name} | {k} | encoding | {score(archs, accuracy, k, split_seeds, None, args.model)} |"
-            )
+            cells = score(archs, accuracy, k, split_seeds, None, args.model)
+            print(f"| {name} | {k} | encoding | {cells} |")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
-from rlnas.accuracy.predictor import Predictor, encode
+from rlnas.accuracy.predictor import Predictor, choose_model, encode
 from rlnas.errors import RlnasError, RunError
 from rlnas.model.arch import Architecture
 from rlnas.model.nbmacro import from_code
@@ -52,6 +52,14 @@ def test_a_forest_learns_what_a_line_cannot_and_knows_its_error(macro):
         return float(stats.spearmanr(mean, accuracy[test]).statistic)
 
     assert fit("forest") > 0.8 > 0.3 > fit("ridge")
+    # Cross-validation on the known networks finds that too; on the encoding of
+    # NAS-Bench-Macro, where the accuracy is nearly additive, it keeps the ridge.
+    known = [archs[i] for i in train]
+    assert choose_model(known, accuracy[train], _at(proxy, train))[0] == "forest"
+    drawn = np.random.default_rng(5).permutation(len(macro[0]))[:50]
+    chosen, scores = choose_model([macro[0][i] for i in drawn], macro[1][drawn])
+    assert chosen == "ridge" and scores["ridge"] > scores["forest"]
+    assert choose_model(known[:9], accuracy[:9]) == ("ridge", {})  # too few to choose
     with pytest.raises(RlnasError, match="unknown predictor model 'gp'"):
         Predictor(archs[:5], accuracy[:5], model="gp")
 
@@ -173,6 +181,10 @@ def test_fit_a_forest_from_the_command_line(shared_data, tmp_path):
     assert result.exit_code == 0, result.output
     assert "a forest predictor from K = 30" in result.output
     assert Predictor.load(out).kind == "forest"
+    chosen = CliRunner().invoke(app, [*args, "--force"])  # the default: auto
+    assert chosen.exit_code == 0, chosen.output
+    assert "Spearman on 5 held-out folds of the known networks: ridge " in chosen.output
+    assert f"a {Predictor.load(out).kind} predictor from K = 30" in chosen.output
 
 
 def _nb201():

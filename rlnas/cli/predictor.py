@@ -42,32 +42,36 @@ def fit(
     model: Annotated[
         str,
         typer.Option(
-            help="ridge (Bayesian ridge) or forest (a random forest: better with proxies, "
-            "see the README)."
+            help="ridge (Bayesian ridge), forest (a random forest), or auto: the one that "
+            "ranks held-out folds of the known networks best."
         ),
-    ] = "ridge",
+    ] = "auto",
     force: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
 ) -> None:
     """Fit a predictor on known accuracies; search with it by `--predictor FILE`."""
-    from rlnas.accuracy.predictor import MODELS
+    from rlnas.accuracy.predictor import FOLDS, MODELS
     from rlnas.files import check_output
     from rlnas.model.space import get_space
     from rlnas.search.sources.predictor import fit_predictor, known_from_file, known_from_trainings
 
     if from_file is not None and trained is not None:
         raise RlnasError("give --from-file or --trained, not both")
-    if model not in MODELS:
-        raise RlnasError(f"unknown --model '{model}'; choose one of {', '.join(MODELS)}")
+    if model not in (*MODELS, "auto"):
+        raise RlnasError(f"unknown --model '{model}'; choose one of auto, {', '.join(MODELS)}")
     out = check_output(out, force)
     resolved = get_space(space)
     if from_file is not None:
         archs, accuracy = known_from_file(resolved, from_file, column, unit, sample, seed)
     else:
         archs, accuracy = known_from_trainings(resolved, trained)
-    predictor = fit_predictor(space, archs, accuracy, list(proxy or []), data, model)
+    predictor, scores = fit_predictor(space, archs, accuracy, list(proxy or []), data, model)
     predictor.save(out)
+    if scores:
+        folds = ", ".join(f"{m} {rho:.3f}" for m, rho in scores.items())
+        typer.echo(f"Spearman on {FOLDS} held-out folds of the known networks: {folds}")
     typer.echo(
-        f"wrote {out}: a {model} predictor from K = {len(archs)} architectures of {resolved.name} "
+        f"wrote {out}: a {predictor.kind} predictor from K = {len(archs)} architectures of "
+        f"{resolved.name} "
         f"(accuracy {min(accuracy):.2f}..{max(accuracy):.2f}%), features: encoding, params, "
         f"MACs{', ' + ', '.join(proxy) if proxy else ''}"
     )

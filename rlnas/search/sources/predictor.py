@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rlnas.accuracy.predictor import Predictor
+from rlnas.accuracy.predictor import Predictor, choose_model
 from rlnas.accuracy.score_cache import default_cache_path
 from rlnas.accuracy.scorer import ProxyConfig, ProxyScorer
 from rlnas.accuracy.trained import default_trained_dir
@@ -94,12 +94,17 @@ def fit_predictor(
     accuracy: list[float],
     proxies: list[str],
     data: Path | None,
-    model: str = "ridge",
-) -> Predictor:
-    """A predictor of `space` from known accuracies, with the given proxies as features."""
+    model: str = "auto",
+) -> tuple[Predictor, dict[str, float]]:
+    """A predictor of `space` from known accuracies, with the given proxies as features;
+    `model` "auto" picks the model by cross-validation on them (`choose_model`). Also
+    returns each model's cross-validated Spearman where it chose (else empty)."""
     resolved = get_space(space)
     values = _proxy_values(_scorers(resolved, proxies, data), archs)
-    return Predictor(archs, accuracy, values, model)
+    scores: dict[str, float] = {}
+    if model == "auto":
+        model, scores = choose_model(archs, accuracy, values)
+    return Predictor(archs, accuracy, values, model), scores
 
 
 class PredictorAccuracy:
