@@ -68,7 +68,7 @@ def _at(proxy: dict[str, list[float]], rows: np.ndarray) -> dict[str, list[float
     return {k: [v[i] for i in rows] for k, v in proxy.items()}
 
 
-@pytest.mark.parametrize("model", ["ridge", "forest"])
+@pytest.mark.parametrize("model", ["ridge", "forest", "blend"])
 def test_saved_predictor_predicts_the_same(macro, tmp_path, model):
     archs, accuracy = macro
     predictor = Predictor(archs[:20], accuracy[:20], {"p": list(range(20))}, model)

@@ -42,8 +42,8 @@ def fit(
     model: Annotated[
         str,
         typer.Option(
-            help="ridge (Bayesian ridge), forest (a random forest), or auto: the one that "
-            "ranks held-out folds of the known networks best."
+            help="ridge (Bayesian ridge), forest (a random forest), blend (their mean), or "
+            "auto: the one that ranks held-out folds of the known networks best."
         ),
     ] = "auto",
     force: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
