@@ -13,7 +13,8 @@ and the share of held-out architectures whose true accuracy lies within the
 predicted mean +- 2 std (the calibration of the uncertainty). The model was
 chosen on split seeds 0-4; report seeds are 5 and up.
 Features: the encoding and closed-form parameters and MACs (no proxies).
-`--model` picks the predictor's model (`ridge`, the default, or `forest`).
+`--model` picks the predictor's model (`ridge`, the default, `forest`, `blend`, or
+`auto`: chosen per split by cross-validation on its K, as `rlnas predictor fit` does).
 
 With `--proxies`, the raw values of those proxies join the features. Only the
 architectures whose values `scripts/validate_proxies.py` cached are used (its
@@ -31,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from rlnas.accuracy.predictor import MODELS, Predictor
+from rlnas.accuracy.predictor import MODELS, Predictor, choose_model
 from rlnas.accuracy.scorer import ProxyConfig, ProxyScorer
 from rlnas.model.arch import Architecture
 from rlnas.model.nbmacro import from_code
@@ -94,7 +95,9 @@ def score(
         def pick(idx: np.ndarray) -> dict[str, list[float]] | None:
             return {p: [v[i] for i in idx] for p, v in proxies.items()} if proxies else None
 
-        predictor = Predictor([archs[i] for i in train], accuracy[train], pick(train), model)
+        known = [archs[i] for i in train]
+        chosen = choose_model(known, accuracy[train], pick(train))[0] if model == "auto" else model
+        predictor = Predictor(known, accuracy[train], pick(train), chosen)
         mean, std = predictor.predict([archs[i] for i in test], pick(test))
         truth = accuracy[test]
         rho.append(stats.spearmanr(mean, truth).statistic)
@@ -114,7 +117,7 @@ def main() -> None:
     parser.add_argument("--proxies", default="")
     parser.add_argument("--space", choices=tuple(NAMES), default="nbmacro")
     parser.add_argument("--cache", type=Path, default=None)
-    parser.add_argument("--model", choices=MODELS, default="ridge")
+    parser.add_argument("--model", choices=(*MODELS, "auto"), default="ridge")
     args = parser.parse_args()
     ks = [int(k) for k in args.ks.split(",")]
     print(f"model: {args.model}\n")
