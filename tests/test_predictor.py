@@ -228,3 +228,74 @@ def test_a_proxy_that_is_not_finite_is_floored_and_flagged(macro):
     predictor = Predictor(archs[:8], accuracy[:8], {"naswot": proxy})
     mean, std = predictor.predict(archs[8:10], {"naswot": [-np.inf, 4.0]})
     assert np.isfinite(mean).all() and np.isfinite(std).all()
+
+
+def test_the_networks_to_train_next(shared_data, tmp_path):
+    """After a baseline-relative search with a predictor: the run's networks of the greatest
+    expected gain (the chance to keep the floor times the latency saved), none known."""
+    from typer.testing import CliRunner
+
+    from rlnas.cli import app
+    from rlnas.model.space import get_space
+    from rlnas.search.acquisition import next_to_train
+    from rlnas.search.config import SearchConfig
+    from rlnas.search.run import run_search
+    from rlnas.search.run_folder import RunFolder
+    from rlnas.search.sources.predictor import fit_predictor, known_from_file
+
+    bench = pd.read_parquet(shared_data / "nbmacro" / "nbmacro_cifar10.parquet")
+    strings = [str(from_code(code)) for code in bench["arch"]]
+    accuracy_file = tmp_path / "accuracy.parquet"
+    pd.DataFrame({"arch_str": strings, "mean_acc": bench["mean_acc"]}).to_parquet(accuracy_file)
+    space = get_space("nbmacro")
+    archs, accuracy = known_from_file(space, accuracy_file, "mean_acc", "percent", 30, 0)
+    predictor, _ = fit_predictor("nbmacro", archs, accuracy, [], None, "ridge")
+    a0 = strings[int(np.argsort(bench["mean_acc"].to_numpy())[len(bench) // 2])]
+    predictor.save(tmp_path / "p.parquet")
+    config = SearchConfig(
+        space="nbmacro",
+        strategy="evolution",
+        predictor=tmp_path / "p.parquet",
+        baseline=a0,
+        accuracy_drop=0.01,
+        budget=40,
+    )
+    run_search(config, tmp_path / "run")
+    run = RunFolder.open(tmp_path / "run")
+    table, floor, trained = next_to_train(run, 3)
+    baseline = run.provenance.baseline
+    assert baseline is not None and not trained
+    assert floor == pytest.approx(0.99 * baseline.accuracy * 100)
+    assert 1 <= len(table) <= 3 and (table["expected_gain_ms"] > 0).all()
+    assert table["expected_gain_ms"].is_monotonic_decreasing
+    assert not set(table["arch"]) & {str(a) for a in archs}
+    assert (table["latency_ms"] < baseline.target_ms).all()
+    chance = stats.norm.cdf((table["predicted_pct"] - floor) / table["std_pct"])
+    np.testing.assert_allclose(table["p_keeps_floor"], chance)
+
+    # a0 trained (its true accuracy among the known): the floor is the trained one.
+    index = strings.index(a0)
+    with_a0 = predictor.with_known([from_code(bench["arch"][index])], [bench["mean_acc"][index]])
+    with_a0.save(tmp_path / "p.parquet")
+    _, floor, trained = next_to_train(run, 3)
+    assert trained and floor == pytest.approx(0.99 * bench["mean_acc"][index])
+
+    out = tmp_path / "next.csv"
+    result = CliRunner().invoke(app, ["predictor", "next", str(run.path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "from a0's trained accuracy" in result.output and out.is_file()
+    again = CliRunner().invoke(app, ["predictor", "next", str(run.path), "--out", str(out)])
+    assert again.exit_code == 2 and "--force" in again.stderr
+    plain = SearchConfig(
+        space="nbmacro",
+        strategy="random",
+        latency_ms=5.0,
+        budget=5,
+        accuracy_file=accuracy_file,
+        accuracy_column="mean_acc",
+    )
+    run_search(plain, tmp_path / "plain")
+    bad = CliRunner().invoke(app, ["predictor", "next", str(tmp_path / "plain")])
+    assert bad.exit_code != 0 and "is not a baseline-relative search with a predictor" in (
+        bad.output
+    )

@@ -77,5 +77,40 @@ def fit(
     )
 
 
+@predictor_app.command("next")
+@reports_errors
+def next_networks(
+    run: Annotated[Path, typer.Argument(help="A baseline-relative run with --predictor.")],
+    count: Annotated[int, typer.Option(help="How many networks to name.")] = 5,
+    out: Annotated[Path | None, typer.Option(help="Also write them here (.csv).")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
+) -> None:
+    """The networks of a run worth training next: those most likely to keep the floor and
+    be faster than the fastest known to (expected gain). Train them, refit, search again."""
+    from rlnas.files import check_output
+    from rlnas.search.acquisition import next_to_train
+    from rlnas.search.run_folder import RunFolder
+
+    if out is not None:
+        out = check_output(out, force)
+    table, floor, trained = next_to_train(RunFolder.open(run), count)
+    source = "a0's trained accuracy" if trained else "a0's predicted accuracy (train a0 too)"
+    typer.echo(f"floor {floor:.2f}% from {source}")
+    if table.empty:
+        typer.echo(
+            "no network of this run promises to keep the floor faster than the fastest known "
+            "keeper: search again after a refit, or widen the search"
+        )
+        return
+    typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if out is not None:
+        table.to_csv(out, index=False)
+        typer.echo(f"wrote {out}")
+    typer.echo(
+        "train them (`rlnas train ARCH --space SPACE --data IMAGES`), then refit (`rlnas "
+        "predictor fit --trained FOLDER ...`) and search again"
+    )
+
+
 def register(app: Any) -> None:
     app.add_typer(predictor_app, name="predictor")

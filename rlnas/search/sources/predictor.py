@@ -38,7 +38,7 @@ def _scorers(space: Space, proxies: list[str], data: Path | None) -> dict[str, P
     return {p: ProxyScorer(space, ProxyConfig(proxy=p, data=data, cache=cache)) for p in proxies}
 
 
-def _proxy_values(
+def proxy_values(
     scorers: dict[str, ProxyScorer], archs: list[Architecture], flush_every: int = 1
 ) -> dict[str, list[float]]:
     """Raw proxy values; a scorer's cache is written once it holds `flush_every` new ones."""
@@ -100,7 +100,7 @@ def fit_predictor(
     `model` "auto" picks the model by cross-validation on them (`choose_model`). Also
     returns each model's cross-validated Spearman where it chose (else empty)."""
     resolved = get_space(space)
-    values = _proxy_values(_scorers(resolved, proxies, data), archs)
+    values = proxy_values(_scorers(resolved, proxies, data), archs)
     scores: dict[str, float] = {}
     if model == "auto":
         model, scores = choose_model(archs, accuracy, values)
@@ -122,7 +122,7 @@ class PredictorAccuracy:
 
     def accuracy(self, arch: Architecture) -> float:
         # One evaluation must not rewrite the whole score cache: every 100 new values.
-        values = _proxy_values(self.scorers, [arch], flush_every=100)
+        values = proxy_values(self.scorers, [arch], flush_every=100)
         mean, _ = self.predictor.predict([arch], values)
         return float(np.clip(mean[0] / 100, 0.0, 1.0))
 
@@ -138,7 +138,7 @@ class PredictorAccuracy:
 
     def add(self, arch: Architecture, accuracy_percent: float) -> None:
         """Refits the predictor with a newly known architecture."""
-        values = _proxy_values(self.scorers, [arch])
+        values = proxy_values(self.scorers, [arch])
         self.predictor = self.predictor.with_known([arch], [accuracy_percent], values)
 
 
@@ -170,7 +170,7 @@ def score_baselines(
 def score_spread(config: SearchConfig, arch: Architecture) -> float:
     """The predictor's standard deviation for `arch` (a fraction, as its scores)."""
     source = PredictorAccuracy(Path(str(config.predictor)), arch.space, config.data)
-    _, std = source.predictor.predict([arch], _proxy_values(source.scorers, [arch]))
+    _, std = source.predictor.predict([arch], proxy_values(source.scorers, [arch]))
     source.flush()
     return float(std[0]) / 100
 
