@@ -88,7 +88,7 @@ def main() -> None:
                 )
                 run_search(config, folder / f"run-r{round_}")
                 run = RunFolder.open(folder / f"run-r{round_}")
-                table, _, _ = next_to_train(run, args.count)
+                table = next_to_train(run, args.count).table
                 if table.empty:
                     break
                 archs = [Architecture.decode(a, space) for a in table["arch"]]

@@ -93,9 +93,14 @@ def next_networks(
 
     if out is not None:
         out = check_output(out, force)
-    table, floor, trained = next_to_train(RunFolder.open(run), count)
-    source = "a0's trained accuracy" if trained else "a0's predicted accuracy (train a0 too)"
-    typer.echo(f"floor {floor:.2f}% from {source}")
+    found = next_to_train(RunFolder.open(run), count)
+    table = found.table
+    source = "a0's trained accuracy" if found.trained else "a0's predicted accuracy (train a0 too)"
+    typer.echo(f"floor {found.floor:.2f}% from {source}")
+    if found.best is not None:
+        typer.echo(
+            f"fastest network of the run known to keep it: {found.best} ({found.best_ms:.3f} ms)"
+        )
     if table.empty:
         typer.echo(
             "no network of this run promises to keep the floor faster than the fastest known "

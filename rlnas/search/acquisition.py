@@ -22,6 +22,8 @@ after the refit finds the next ones.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
@@ -35,9 +37,29 @@ from rlnas.search.sources.predictor import PredictorAccuracy, proxy_values
 COLUMNS = ["arch", "latency_ms", "predicted_pct", "std_pct", "p_keeps_floor", "expected_gain_ms"]
 
 
-def next_to_train(run: RunFolder, count: int) -> tuple[pd.DataFrame, float, bool]:
+@dataclass(frozen=True)
+class NextTrainings:
+    """What `next_to_train` finds.
+
+    Attributes:
+        table: The networks to train, best first (`COLUMNS`).
+        floor: The floor in percent.
+        trained: Whether the floor comes from a0's trained accuracy.
+        best: The fastest known network of the run within its limit that keeps the floor
+            (the loop's answer so far), or None.
+        best_ms: Its latency on the run's table (the limit where `best` is None).
+    """
+
+    table: pd.DataFrame
+    floor: float
+    trained: bool
+    best: str | None
+    best_ms: float
+
+
+def next_to_train(run: RunFolder, count: int) -> NextTrainings:
     """The `count` networks of `run` of the greatest expected gain, best first (fewer where
-    fewer promise any); the floor in percent; whether it comes from a0's trained accuracy.
+    fewer promise any).
 
     Raises:
         RunError: The run is not a baseline-relative search with a predictor.
@@ -60,10 +82,12 @@ def next_to_train(run: RunFolder, count: int) -> tuple[pd.DataFrame, float, bool
     frame = run.evaluations.drop_duplicates("arch")
     frame = frame[frame["latency_ms"] <= a0.target_ms]
     keepers = frame[[known.get(arch, -np.inf) >= floor for arch in frame["arch"]]]
-    best = float(keepers["latency_ms"].min()) if len(keepers) else a0.target_ms
+    fastest = keepers.sort_values("latency_ms", kind="stable").head(1)
+    best = float(fastest["latency_ms"].iloc[0]) if len(fastest) else a0.target_ms
+    answer = str(fastest["arch"].iloc[0]) if len(fastest) else None
     unknown = frame[~frame["arch"].isin(list(known)) & (frame["latency_ms"] < best)]
     if unknown.empty:
-        return pd.DataFrame(columns=COLUMNS), floor, trained
+        return NextTrainings(pd.DataFrame(columns=COLUMNS), floor, trained, answer, best)
     archs = [Architecture.decode(a, space) for a in unknown["arch"]]
     mean, std = source.predictor.predict(archs, proxy_values(source.scorers, archs))
     source.flush()
@@ -80,4 +104,4 @@ def next_to_train(run: RunFolder, count: int) -> tuple[pd.DataFrame, float, bool
     )
     table = table[table["expected_gain_ms"] > 0]
     ranked = table.sort_values("expected_gain_ms", ascending=False, kind="stable")
-    return ranked.head(count).reset_index(drop=True), floor, trained
+    return NextTrainings(ranked.head(count).reset_index(drop=True), floor, trained, answer, best)
