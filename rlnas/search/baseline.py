@@ -158,5 +158,6 @@ def margin_note(config: SearchConfig, a0: BaselineTarget, arch: str, accuracy: f
     return (
         f"its margin over the floor ({margin * 100:+.2f} points) is less than the "
         f"{kind.name}'s standard deviation for it ({error * 100:.2f} points): the "
-        "source cannot tell whether it keeps the floor; `rlnas verify RUN` trains it"
+        "source cannot tell whether it keeps the floor; `rlnas verify RUN` trains it, and "
+        "`rlnas predictor next RUN` names the networks worth training to refit it"
     )
