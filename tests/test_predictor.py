@@ -298,6 +298,11 @@ def test_the_networks_to_train_next(shared_data, tmp_path):
         accuracy_column="mean_acc",
     )
     run_search(plain, tmp_path / "plain")
+    zero = CliRunner().invoke(app, ["predictor", "next", str(run.path), "--count", "0"])
+    assert zero.exit_code != 0 and "--count must be at least 1, got 0" in zero.output
+    (tmp_path / "p.parquet").rename(tmp_path / "moved.parquet")
+    gone = CliRunner().invoke(app, ["predictor", "next", str(run.path)])
+    assert gone.exit_code != 0 and "p.parquet not found" in gone.output
     bad = CliRunner().invoke(app, ["predictor", "next", str(tmp_path / "plain")])
     assert bad.exit_code != 0 and "is not a baseline-relative search with a predictor" in (
         bad.output

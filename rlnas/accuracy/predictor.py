@@ -216,6 +216,11 @@ class Predictor:
     @classmethod
     def load(cls, path: Path, space: str | Path | Space | None = None) -> Predictor:
         """Reads a predictor file and refits it."""
+        if not Path(path).is_file():
+            raise RunError(
+                f"predictor file {path} not found; give its path, or fit one with "
+                "`rlnas predictor fit`"
+            )
         try:
             table = pq.read_table(path)
             meta = json.loads((table.schema.metadata or {})[b"rlnas_predictor"])
