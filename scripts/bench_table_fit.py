@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from bench_fidelity import agreement
 from scipy import stats
 from sklearn.ensemble import HistGradientBoostingRegressor
 
@@ -63,16 +64,6 @@ OUT = ROOT / "docs" / "benchmarks"
 TABLE = ROOT / "tables" / "cpu_fp32_fbnet_32_b1.parquet"
 FBNET = ROOT.parent / "shared" / "data" / "fbnet" / "fbnet_latency.parquet"
 DEVICES = ("1080ti_1_ms", "silver_4114_ms", "pixel2_ms")
-
-
-def agreement(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
-    error = predicted / measured - 1
-    return {
-        "within_10pct": float(np.mean(np.abs(error) <= 0.10)),
-        "within_5pct": float(np.mean(np.abs(error) <= 0.05)),
-        "mape_pct": float(np.mean(np.abs(error)) * 100),
-        "spearman": float(stats.spearmanr(predicted, measured)[0]),
-    }
 
 
 def row(name: str, figures: dict[str, float]) -> str:
