@@ -234,7 +234,7 @@ def test_a_table_from_another_host_is_adapted_here_once(tmp_path, table_measured
 
     from rlnas.errors import ForeignTableWarning
     from rlnas.hardware.endtoend import table_for_host
-    from rlnas.hardware.host import fingerprint
+    from rlnas.hardware.host import busy_note, fingerprint
 
     monkeypatch.setenv("RLNAS_CALIBRATIONS", str(tmp_path / "calibrations"))
     here = load_table(table_measured_here)
@@ -255,6 +255,13 @@ def test_a_table_from_another_host_is_adapted_here_once(tmp_path, table_measured
     first = table_for_host(path, seconds=1, timing=QUICK, max_archs=5)  # for real
     assert first.calibration.startswith("this host's") and "5 networks timed" in first.summary
     stored = host_fit_path(load_table(path).meta)
+    # Timed while other work held the CPU: the summary says so, with the command to redo it.
+    busy = (os.cpu_count() or 1) * 2.0
+    monkeypatch.setattr(os, "getloadavg", lambda: (busy, busy, busy))
+    assert busy_note(here.meta).startswith(f"; this host was busy as it timed (load {busy:.1f}")
+    assert f"rlnas tables calibrate {here.meta.name}` when it is quiet" in busy_note(here.meta)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    assert busy_note(here.meta) == ""
     assert stored.exists() and path.read_bytes() == before  # the table file is untouched
     made = stored.stat().st_mtime_ns
     again = table_for_host(path, seconds=1, timing=QUICK, max_archs=5)

@@ -131,6 +131,7 @@ def tables_calibrate(
     from rlnas.cli.progress import Bar
     from rlnas.cluster import ray_address as cluster_address
     from rlnas.hardware.endtoend import calibrate_table
+    from rlnas.hardware.host import busy_note
     from rlnas.hardware.table import read_meta
 
     path = resolve_table(name)
@@ -152,7 +153,8 @@ def tables_calibrate(
             timer=timer,
             max_archs=archs,
         )
-    typer.echo(result.summary())
+    # A fleet's device node timed them: this host's load says nothing of it.
+    typer.echo(result.summary() + ("" if timer else busy_note(result.meta)))
     typer.echo(f"stored for this host in {stored}")
 
 

@@ -39,7 +39,7 @@ from rlnas.hardware.fit import (
     fit_latencies,
     write_fitted_table,
 )
-from rlnas.hardware.host import fingerprint, host_fit_path, load_host_fit, measured_here
+from rlnas.hardware.host import busy_note, fingerprint, host_fit_path, load_host_fit, measured_here
 from rlnas.hardware.table import LatencyTable, load_table
 from rlnas.hardware.table_meta import TableMeta, profile_command
 from rlnas.hardware.timing import Timing, TimingConfig, measure
@@ -392,4 +392,4 @@ def table_for_host(
         return HostTable(table, f"the table's own, measured elsewhere: {own}")
     fitted = load_table(stored)
     where = f"this host's ({stored}): {fitted.meta.method}"
-    return HostTable(fitted, where, result.summary())
+    return HostTable(fitted, where, result.summary() + busy_note(meta))

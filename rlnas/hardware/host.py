@@ -129,3 +129,26 @@ def load_host_fit(meta: TableMeta) -> LatencyTable | None:
             f"this host's adaptation of {meta.name}, {path}, is unreadable ({exc}); delete that "
             "file and the next use times this host again"
         ) from None
+
+
+# A 1-minute load average above this many times the cores: other work shared the CPU.
+BUSY_LOAD = 1.5
+
+
+def busy_note(meta: TableMeta) -> str:
+    """A warning where this host was busy just now (its 1-minute load average above
+    `BUSY_LOAD` x its cores), as it timed networks for `meta`'s adaptation: such timings
+    run slow, and the adaptation is kept for the host. "" where it was not, or where the
+    load is unknown."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every OS
+        return ""
+    cores = os.cpu_count() or 1
+    if load <= BUSY_LOAD * cores:
+        return ""
+    return (
+        f"; this host was busy as it timed (load {load:.1f} on {cores} cores), so the "
+        f"adaptation may predict too slow: rerun `rlnas tables calibrate {meta.name}` when "
+        "it is quiet"
+    )
