@@ -48,13 +48,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from bench_truth import a0_of
-from scipy.stats import norm
 from validate_predictor import cached_proxies
 from validate_search import NBMACRO, nbmacro_files
 
 from rlnas.accuracy.predictor import MODELS, Predictor
 from rlnas.model.arch import Architecture
 from rlnas.model.space import get_space
+from rlnas.search.acquisition import expected_gain
 from rlnas.search.sources.predictor import known_from_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,7 +85,7 @@ def refit_loop(
     known = [*known, a0]
     for _ in range(trainings):
         best = min(ms[i] for i in known if within[i] and truth[i] >= floor)
-        gain = np.where(within, np.maximum(best - ms, 0.0), 0.0) * norm.cdf((mean - floor) / std)
+        gain = np.where(within, expected_gain(mean, std, floor, ms, best), 0.0)
         gain[known] = 0.0
         if gain.max() <= 0:
             break

@@ -255,13 +255,17 @@ def choose_model(
         return "ridge", {}
     y = np.asarray(accuracy, dtype=float)
     folds = list(KFold(FOLDS, shuffle=True, random_state=0).split(y))
+    # A blend's fold predictions are the mean of its models' (the fits are deterministic).
+    predicted = {m: np.zeros(len(y)) for m in MODELS if m not in BLENDED}
+    for train, test in folds:
+        for model, into in predicted.items():
+            fitted = Predictor([archs[i] for i in train], y[train], _rows(proxies, train), model)
+            into[test] = fitted.predict([archs[i] for i in test], _rows(proxies, test))[0]
+    for blend, parts in BLENDED.items():
+        predicted[blend] = np.mean([predicted[m] for m in parts], axis=0)
     scores = {}
     for model in MODELS:
-        predicted = np.zeros(len(y))
-        for train, test in folds:
-            fitted = Predictor([archs[i] for i in train], y[train], _rows(proxies, train), model)
-            predicted[test] = fitted.predict([archs[i] for i in test], _rows(proxies, test))[0]
-        rho = spearmanr(predicted, y).statistic
+        rho = spearmanr(predicted[model], y).statistic
         scores[model] = float(rho) if np.isfinite(rho) else -1.0
     best = max(MODELS, key=lambda m: (scores[m], -MODELS.index(m)))
     return best, scores
