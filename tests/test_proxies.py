@@ -243,3 +243,16 @@ def test_forward_proxies_leave_the_network_unchanged(name, shared_data):
     after = net.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # running statistics too
     assert get_proxy(name).fn(net, batch) == first
+
+
+@pytest.mark.parametrize("space", ["mobilenet", "fbnet", "nb201", "nbmacro", "resnet"])
+@pytest.mark.parametrize("name", ["naswot", "jacob_cov", "synflow"])
+def test_the_scorers_memory_layout_changes_values_only_by_rounding(space, name):
+    """The scorer runs networks channels-last for speed: its raw values are those of the
+    network built as `build_network` gives it (NCHW), up to float rounding."""
+    scorer = ProxyScorer(space, ProxyConfig(proxy=name, batch_size=8))
+    arch = Architecture.sample(np.random.default_rng(3), scorer.space)
+    plain = build_network(arch, scorer.config.resolution, seed=scorer.config.seed)
+    nchw = Batch(scorer.batch.x.contiguous(), scorer.batch.y)
+    expected = get_proxy(name).fn(plain, nchw)
+    assert scorer.raw(arch)[name] == pytest.approx(expected, rel=1e-4, abs=1e-6)

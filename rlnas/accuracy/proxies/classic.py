@@ -68,7 +68,8 @@ def synflow(net: nn.Module, batch: Batch) -> float:
     at the 7th percentile of random networks (82nd once linearised). So ReLU6, SiLU and
     hardswish become the identity here (version 2; the gates of squeeze-and-excitation
     stay sigmoids, which pass their input's scale)."""
-    net = copy.deepcopy(net).double().eval()
+    # float64 convolutions have no oneDNN kernel: NCHW is their faster layout
+    net = copy.deepcopy(net).to(torch.float64, memory_format=torch.contiguous_format).eval()
     _remove_batch_norm(net)
     _linearise(net)
     with torch.no_grad():
