@@ -57,7 +57,7 @@ def main() -> None:
         rows = []
         for strategy in args.strategies:
             for seed in range(args.seed_start, args.seed_start + args.seeds):
-                config = SearchConfig(
+                config = SearchConfig.of(
                     space="nbmacro",
                     strategy=strategy,
                     accuracy_file=accuracy_file,

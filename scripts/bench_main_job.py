@@ -119,7 +119,7 @@ def main() -> None:
     if not args.summary_only:
         for target, seed, strategy in grid[index::count]:
             out = folder(args.work, target, strategy, seed)
-            config = SearchConfig(
+            config = SearchConfig.of(
                 strategy=strategy,
                 budget=args.budget,
                 seed=seed,

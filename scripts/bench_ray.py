@@ -114,7 +114,7 @@ def main() -> None:
         for i, arch in enumerate(picks):
             _train(arch, recipe, f"{folder}/serial{i}")
         serial_train = max(time.perf_counter() - started, 1e-9)
-    search = SearchConfig(
+    search = SearchConfig.of(
         latency_ms=6,
         strategy="ppo",
         proxy=args.proxy,

@@ -77,7 +77,7 @@ def main() -> None:
                 path = folder / f"predictor-r{round_}.parquet"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 predictor.save(path)
-                config = SearchConfig(
+                config = SearchConfig.of(
                     space="nbmacro",
                     strategy=args.strategy,
                     baseline=a0,

@@ -139,7 +139,7 @@ def main() -> None:
                 best = enumerate_optimum(truth, latency, utilization, a0, floor, weight)
                 found = [("optimum", best)]
                 for seed in range(args.seeds):
-                    config = SearchConfig(space="nbmacro", device="systolic", table=path,
+                    config = SearchConfig.of(space="nbmacro", device="systolic", table=path,
                                           precision="int8", strategy=args.strategy,
                                           accuracy_file=accuracy_file, accuracy_column="mean_acc",
                                           baseline=truth["arch_str"][a0], accuracy_drop=args.drop,
@@ -195,7 +195,7 @@ def search_mobilenet(args, arrays: list[SystolicArray], folder: Path) -> list[di
             weight = args.weight if name == "lookup+util" else 0.0
             picks = []
             for seed in range(args.seeds):
-                config = SearchConfig(device="systolic", table=path, precision="int8",
+                config = SearchConfig.of(device="systolic", table=path, precision="int8",
                                       strategy=args.strategy, predictor=args.predictor,
                                       baseline="mobilenetv2", accuracy_drop=args.drop,
                                       budget=args.budget, seed=seed,

@@ -82,7 +82,7 @@ def main() -> None:
                 )
                 fitted, _ = fit_predictor("nbmacro", archs, accuracy, proxies, None, args.model)
                 fitted.save(predictor)
-            config = SearchConfig(
+            config = SearchConfig.of(
                 space="nbmacro",
                 baseline=a0_of(a0, bench),
                 accuracy_drop=args.drop,

@@ -130,7 +130,7 @@ def main() -> None:
         for strategy in args.strategies:
             curves = []
             for seed in range(args.seed_start, args.seed_start + args.seeds):
-                config = SearchConfig(
+                config = SearchConfig.of(
                     latency_ms=limit,
                     strategy=strategy,
                     space=args.space,

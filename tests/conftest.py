@@ -110,7 +110,7 @@ def nb201_config(shared: Path, strategy: str, budget: int = 40, seed: int = 0):
     from rlnas.search.config import SearchConfig
 
     folder = shared / "nb201"
-    return SearchConfig(
+    return SearchConfig.of(
         latency_ms=6.44,
         strategy=strategy,
         space="nb201",

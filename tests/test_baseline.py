@@ -80,7 +80,7 @@ def test_resolve_baseline(tmp_path):
 )
 def test_bad_baseline_settings(kwargs, message):
     with pytest.raises(RlnasError, match=message):
-        SearchConfig(**kwargs)
+        SearchConfig.of(**kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def nbmacro_accuracy(shared_data, tmp_path_factory):
 def test_search_starts_at_a0_and_keeps_its_accuracy(nbmacro_accuracy, tmp_path, strategy):
     path, truth = nbmacro_accuracy
     a0 = sorted(truth, key=truth.get)[len(truth) // 2]  # a network of middling accuracy
-    config = SearchConfig(
+    config = SearchConfig.of(
         space="nbmacro",
         strategy=strategy,
         accuracy_file=path,
@@ -141,7 +141,7 @@ def tiny_run(tmp_path, shared_data):
     pd.DataFrame({"arch_index": [0, 1, 2], "acc": [80.0, 85.0, 90.0]}).to_csv(accuracy)
     pd.DataFrame({"arch_index": [0, 1, 2], "ms": [1.0, 2.0, 3.0]}).to_csv(latency)
     a0 = str(Architecture.from_index(2, str(space)))
-    config = SearchConfig(
+    config = SearchConfig.of(
         space=str(space),
         strategy="random",
         budget=3,

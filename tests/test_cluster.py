@@ -168,7 +168,7 @@ def test_a_search_on_the_cluster_evaluates_as_one_without_it(
 ):
     local, _, _ = cluster
     monkeypatch.setenv("RLNAS_HOME", str(tmp_path / "home"))
-    config = SearchConfig(
+    config = SearchConfig.of(
         space="nbmacro",
         latency_ms=1.0,
         strategy=strategy,
@@ -199,7 +199,7 @@ def test_a_search_on_the_cluster_evaluates_as_one_without_it(
 def test_measure_and_calibrate_time_on_the_device_node(cluster, tmp_path, monkeypatch):
     local, _, _ = cluster
     monkeypatch.setenv("RLNAS_HOME", str(tmp_path / "home"))
-    config = SearchConfig(
+    config = SearchConfig.of(
         space="nbmacro",
         latency_ms=1.0,
         strategy="random",

@@ -36,7 +36,7 @@ CLI = [str(Path(sys.executable).parent / "rlnas")]
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_same_seed_with_cold_and_warm_score_cache(strategy, tmp_path, monkeypatch):
-    config = SearchConfig(
+    config = SearchConfig.of(
         latency_ms=20,
         strategy=strategy,
         budget=8,
@@ -159,7 +159,7 @@ def test_a_search_that_finds_nothing_new_stops(strategy, tmp_path):
     pd.DataFrame({"arch_index": [0, 1, 2], "acc": [0.5, 0.6, 0.7], "ms": [1.0, 2.0, 3.0]}).to_csv(
         data, index=False
     )
-    config = SearchConfig(
+    config = SearchConfig.of(
         latency_ms=2.5,
         strategy=strategy,
         space=str(space),

@@ -6,6 +6,7 @@ import ast
 import dataclasses
 import re
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import typer
@@ -17,7 +18,7 @@ from rlnas.results.measure import MeasureConfig
 from rlnas.results.verify import VerifyConfig
 from rlnas.search.baseline import parse_drop
 from rlnas.search.config import SearchConfig
-from rlnas.settings import flat_fields
+from rlnas.settings import flat_fields, from_json, to_json
 
 REPO = Path(__file__).resolve().parents[1]
 ROOT = REPO / "rlnas"
@@ -198,6 +199,38 @@ def test_every_config_field_is_reachable_with_its_default(command, config, exclu
             assert default == expected, f"{command} --{field.name}: {default} != {expected}"
 
 
+def test_groups_keep_their_fields_names_on_the_command_line_and_in_json():
+    """The sources' and strategies' settings are groups in Python (`config.sources.proxy`),
+    but their options and `config.json` keys are the flat names users write."""
+    config = SearchConfig.of(latency_ms=6, proxy="synflow", calibrate=False, ppo_n_epochs=2)
+    assert config.sources.proxy.proxy == "synflow"
+    assert not config.sources.table.calibrate
+    assert config.strategies.ppo.n_epochs == 2
+    data = to_json(config)
+    assert data["proxy"] == "synflow" and data["calibrate"] is False
+    assert data["ppo"]["n_epochs"] == 2 and "sources" not in data and "strategies" not in data
+    assert from_json(SearchConfig, data, "config.json") == config
+    with pytest.raises(TypeError, match="no setting.*proxxy"):
+        SearchConfig.of(latency_ms=6, proxxy="synflow")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Group:
+    INLINE: ClassVar[bool] = True
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Twice:
+    seed: int = 0
+    group: _Group = dataclasses.field(default_factory=_Group)
+
+
+def test_a_flat_name_used_twice_is_refused():
+    with pytest.raises(TypeError, match="used twice: seed"):
+        flat_fields(_Twice)
+
+
 def test_a_mistyped_strategy_leaves_no_folder(tmp_path):
     out = tmp_path / "run"
     result = CliRunner().invoke(
@@ -222,7 +255,8 @@ def test_nested_settings_reach_the_strategy(tmp_path):
     from rlnas.search.run_folder import read_settings
 
     config, provenance = read_settings(out)
-    assert config.evolution.population_size == 3 and config.evolution.sample_size == 2
+    assert config.strategies.evolution.population_size == 3
+    assert config.strategies.evolution.sample_size == 2
     assert provenance.table is not None and provenance.proxy is not None
     assert provenance.proxy.proxy == "params"
 

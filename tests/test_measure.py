@@ -43,7 +43,7 @@ def cpu_table():
 @pytest.fixture
 def run_folder(tmp_path):
     """A finished tiny run on the shipped cpu fp32 table (params proxy: no network built)."""
-    config = SearchConfig(latency_ms=8.0, strategy="random", proxy="params", budget=4, seed=3)
+    config = SearchConfig.of(latency_ms=8.0, strategy="random", proxy="params", budget=4, seed=3)
     return run_search(config, tmp_path / "run").out
 
 

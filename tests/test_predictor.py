@@ -126,7 +126,7 @@ def test_fit_from_a_benchmark_file_and_search_with_it(shared_data, tmp_path):
     again = CliRunner().invoke(app, [*args, "--column", "cifar10_test_acc"])
     assert again.exit_code == 2 and "--force" in again.stderr  # never overwritten unasked
 
-    config = SearchConfig(
+    config = SearchConfig.of(
         latency_ms=6.44,
         strategy="random",
         space="nb201",
@@ -252,7 +252,7 @@ def test_the_networks_to_train_next(shared_data, tmp_path):
     predictor, _ = fit_predictor("nbmacro", archs, accuracy, [], None, "ridge")
     a0 = strings[int(np.argsort(bench["mean_acc"].to_numpy())[len(bench) // 2])]
     predictor.save(tmp_path / "p.parquet")
-    config = SearchConfig(
+    config = SearchConfig.of(
         space="nbmacro",
         strategy="evolution",
         predictor=tmp_path / "p.parquet",
@@ -289,7 +289,7 @@ def test_the_networks_to_train_next(shared_data, tmp_path):
     assert "from a0's trained accuracy" in result.output and out.is_file()
     again = CliRunner().invoke(app, ["predictor", "next", str(run.path), "--out", str(out)])
     assert again.exit_code == 2 and "--force" in again.stderr
-    plain = SearchConfig(
+    plain = SearchConfig.of(
         space="nbmacro",
         strategy="random",
         latency_ms=5.0,

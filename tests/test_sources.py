@@ -93,7 +93,7 @@ def test_a_toy_source_that_is_no_accuracy_cannot_carry_a_baseline(toy, shared_da
     ],
 )
 def test_the_source_is_picked_by_the_files_given(settings, source):
-    config = SearchConfig(latency_ms=6, **settings)
+    config = SearchConfig.of(latency_ms=6, **settings)
     assert config.accuracy_kind() == source
     assert sources.accuracy_kind(config).name == source
 

@@ -17,6 +17,7 @@ from rlnas.search.strategies import (
     STRATEGIES,
     EvolutionSettings,
     PPOSettings,
+    StrategySettings,
     get_strategy,
 )
 
@@ -210,7 +211,8 @@ def test_parallel_episodes_hand_their_proposals_over_as_one_batch(env, shared_da
     each step will evaluate reaches the evaluator as one batch first (on a cluster, one
     batch of parallel tasks)."""
     settings = PPOSettings(env=env, parallel_episodes=4, episodes_per_update=8)
-    config = dataclasses.replace(nb201_config(shared_data, "ppo", budget=60), ppo=settings)
+    base = nb201_config(shared_data, "ppo", budget=60)
+    config = dataclasses.replace(base, strategies=StrategySettings(ppo=settings))
     evaluator, _ = build_evaluator(config, None)
     batches: list[list[str]] = []
     evaluator.prefetch = lambda archs: batches.append([str(a) for a in archs])

@@ -189,7 +189,7 @@ def _search(tmp_path, table, name, shared, **settings):
         bench = pd.read_parquet(shared / "nbmacro" / "nbmacro_cifar10.parquet")
         strings = [str(from_code(code)) for code in bench["arch"]]
         pd.DataFrame({"arch_str": strings, "acc": bench["mean_acc"]}).to_csv(accuracy, index=False)
-    config = SearchConfig(space="nbmacro", device="systolic", table=table, strategy="random",
+    config = SearchConfig.of(space="nbmacro", device="systolic", table=table, strategy="random",
                           accuracy_file=accuracy, accuracy_column="acc", latency_ms=10.0,
                           budget=40, seed=1, precision="int8", **settings)  # fmt: skip
     return run_search(config, tmp_path / name)

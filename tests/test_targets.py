@@ -47,7 +47,7 @@ def test_the_cheapest_network_of_a_large_space_beats_every_sample():
 
 def _config(**kwargs):
     settings = dict(strategy="random", budget=3, calibrate=False, proxy="params")
-    return SearchConfig(**{**settings, **kwargs})
+    return SearchConfig.of(**{**settings, **kwargs})
 
 
 def test_a_relative_target_resolves_on_the_run_table_and_is_kept(tmp_path, monkeypatch):

@@ -95,7 +95,7 @@ def test_search_with_the_trained_source(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(trained, "SHORT_RECIPE", RECIPE)
     latency = tmp_path / "ms.csv"  # measured end-to-end latencies of the two networks
     pd.DataFrame({"arch_index": [0, 1], "ms": [1.0, 2.0]}).to_csv(latency, index=False)
-    config = SearchConfig(
+    config = SearchConfig.of(
         latency_ms=100,
         strategy="random",
         space=str(space),
@@ -132,7 +132,7 @@ def test_export_with_trained_weights(tiny, tmp_path):
     space, data = tiny
     bench = tmp_path / "bench.csv"
     pd.DataFrame({"arch_index": [0, 1], "acc": [0.5, 0.6], "ms": [1.0, 2.0]}).to_csv(bench)
-    config = SearchConfig(
+    config = SearchConfig.of(
         latency_ms=100,
         strategy="random",
         space=str(space),

@@ -35,7 +35,7 @@ def _search(folder, bench):
     strings = [str(from_code(code)) for code in bench["arch"]]
     pd.DataFrame({"arch_str": strings, "mean_acc": bench["mean_acc"]}).to_parquet(accuracy)
     a0 = strings[int(bench["mean_acc"].rank(method="first").sub(len(bench) // 2).abs().idxmin())]
-    config = SearchConfig(
+    config = SearchConfig.of(
         space="nbmacro",
         strategy="evolution",
         accuracy_file=accuracy,

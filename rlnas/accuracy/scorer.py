@@ -130,7 +130,7 @@ class ProxyScorer:
         missing = [p for p, v in values.items() if v is None]
         if missing:
             net = build_network(arch, self.config.resolution, seed=self.config.seed)
-            net = net.to(memory_format=CHANNELS_LAST)
+            net = net.to(memory_format=CHANNELS_LAST)  # type: ignore[call-overload]
             for proxy in missing:
                 value = get_proxy(proxy).fn(net, self.batch)
                 self.cache.put(self.key(arch, proxy), value)

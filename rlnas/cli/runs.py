@@ -102,7 +102,7 @@ def calibrate_for_host(config: SearchConfig) -> None:
     from rlnas.search.sources import table_path
 
     resolved = config.resolved()
-    if not config.calibrate or resolved.latency != "table":
+    if not config.sources.table.calibrate or resolved.latency != "table":
         return
     path = table_path(resolved, get_space(config.space))
     meta = read_meta(path)
@@ -110,16 +110,16 @@ def calibrate_for_host(config: SearchConfig) -> None:
         return
     console.print(
         f"adapting {meta.name} to this host (measured on {meta.host}); once per host, at most "
-        f"{config.calibration_seconds:.0f} s",
+        f"{config.sources.table.calibration_seconds:.0f} s",
         highlight=False,
     )
     columns = (BarColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     with Bar(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("", total=config.calibration_seconds)
+        task = bar.add_task("", total=config.sources.table.calibration_seconds)
         host = table_for_host(
             path,
             progress=lambda done, total, text: bar.update(task, completed=done, description=text),
-            seconds=config.calibration_seconds,
+            seconds=config.sources.table.calibration_seconds,
         )
     console.print(host.summary or f"calibration: {host.calibration}", highlight=False)
 

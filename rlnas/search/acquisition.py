@@ -73,7 +73,11 @@ def next_to_train(run: RunFolder, count: int) -> NextTrainings:
         RunError: The run is not a baseline-relative search with a predictor.
     """
     config, a0 = run.config, run.provenance.baseline
-    if a0 is None or config.accuracy_kind() != "predictor" or config.predictor is None:
+    if (
+        a0 is None
+        or config.accuracy_kind() != "predictor"
+        or config.sources.predictor.predictor is None
+    ):
         raise RunError(
             f"run {run.path} is not a baseline-relative search with a predictor; the next "
             "networks to train need one (`rlnas train-controller --baseline A0 --predictor FILE`)"
@@ -81,7 +85,7 @@ def next_to_train(run: RunFolder, count: int) -> NextTrainings:
     if count < 1:
         raise RunError(f"--count must be at least 1, got {count}")
     space = get_space(config.space)
-    source = PredictorAccuracy(config.predictor, space, config.data)
+    source = PredictorAccuracy(config.sources.predictor.predictor, space, config.data)
     fitted = source.predictor
     known = {str(a): float(y) for a, y in zip(fitted.archs, fitted.accuracy, strict=True)}
     trained = a0.arch in known

@@ -9,6 +9,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rlnas.errors import RlnasError, unknown
 from rlnas.hardware.catalog import default_precision
@@ -17,9 +18,10 @@ from rlnas.hardware.table import read_meta
 from rlnas.model.baselines import BASELINES, get_baseline
 from rlnas.model.space import DEFAULT_SPACE, get_space, list_spaces
 from rlnas.search.rewards import REWARD_MODES
-from rlnas.search.sources import ACCURACY_UNITS, accuracy_kind, latency_kind
+from rlnas.search.sources import SourceSettings, accuracy_kind, latency_kind
 from rlnas.search.strategies import STRATEGIES, get_strategy
-from rlnas.search.strategies.settings import EvolutionSettings, PPOSettings
+from rlnas.search.strategies.settings import StrategySettings
+from rlnas.settings import flat_fields, from_flat
 
 # Seeds reach numpy's legacy seeding (inside stable-baselines3), which takes 0..2**32 - 1.
 MAX_SEED = 2**32 - 1
@@ -56,8 +58,8 @@ class SearchConfig:
             mobilenet).
         resolution: Deployment resolution (default: the space's).
         reward: mnas, tunas or hard.
-        proxy: Accuracy proxy (or ensemble) of the proxy accuracy source.
-        data: Images for data-dependent proxies (.npz or folder).
+        data: Images for data-dependent proxies, the trained source's training and the
+            predictor's proxies (.npz or folder).
         budget: Unique architectures evaluated.
         seed: Seed of the strategy.
         memory_mb: Limit on parameter megabytes (10^6 bytes) at `precision`, or None.
@@ -67,21 +69,8 @@ class SearchConfig:
             predictor (a few-shot predictor file; see `rlnas predictor fit`) (default:
             predictor if a predictor file is given, benchmark if an accuracy file is,
             else proxy).
-        predictor: A predictor file (`rlnas predictor fit`) for the predictor source.
-        calibrate: Adapt a measured table from another host to this one on first use (once
-            per host and table, stored in the user folder); with --no-calibrate a warning
-            names the command instead.
-        calibration_seconds: Time cap of that first use: it times networks until the
-            held-out error reaches the measurement's own, or this many seconds.
-        accuracy_file: Benchmark file of the benchmark accuracy source (arch_index or
-            arch_str keyed, .parquet or .csv).
-        accuracy_column: Its column.
-        accuracy_unit: Unit of that column: percent, fraction, or auto (percent when
-            any value exceeds 1; decided once for the whole column).
         latency: Latency source: table or benchmark (default: benchmark if a latency
             file is given, else table).
-        latency_file: Benchmark file of the benchmark latency source.
-        latency_column: Its column.
         baseline: A0, the user's baseline: a baseline name, a canonical string of the
             space, or a JSON export (`rlnas export --format json`). With it the search
             minimises latency subject to accuracy >= (1 - accuracy_drop) x a0's, both
@@ -92,8 +81,8 @@ class SearchConfig:
             accelerator with a utilization model (a systolic table); 0: none.
         min_utilization: The least utilization allowed (0-1, a hard limit in
             every reward mode), on such an accelerator; None: no limit.
-        evolution: Settings of the evolution strategy.
-        ppo: Settings of the PPO controller.
+        sources: The settings of the accuracy and latency sources (`rlnas.search.sources`).
+        strategies: The settings of the strategies (`rlnas.search.strategies.settings`).
     """
 
     latency_ms: float | None = None
@@ -106,28 +95,33 @@ class SearchConfig:
     space: str = ""  # filled in by __post_init__
     resolution: int | None = None
     reward: str = "hard"
-    proxy: str = "naswot"  # rlnas.accuracy.scorer.DEFAULT_PROXY, without importing torch
     data: Path | None = None
     budget: int = 1000
     seed: int = 0
     memory_mb: float | None = None
     table: Path | None = None
     accuracy: str | None = None
-    accuracy_file: Path | None = None
-    accuracy_column: str = "cifar10_test_acc"
-    accuracy_unit: str = "auto"
-    predictor: Path | None = None
-    calibrate: bool = True
-    calibration_seconds: float = 60.0
     latency: str | None = None
-    latency_file: Path | None = None
-    latency_column: str | None = None
     baseline: str | None = None
     accuracy_drop: float = 0.01
     utilization_weight: float = 0.0
     min_utilization: float | None = None
-    evolution: EvolutionSettings = field(default_factory=EvolutionSettings)
-    ppo: PPOSettings = field(default_factory=PPOSettings)
+    sources: SourceSettings = field(default_factory=SourceSettings)
+    strategies: StrategySettings = field(default_factory=StrategySettings)
+
+    @classmethod
+    def of(cls, **values: Any) -> SearchConfig:
+        """A search from its settings by their flat names, as the command line and
+        `config.json` name them (`SearchConfig.of(latency_ms=6, proxy="synflow")`); a group
+        may also be given whole (`ppo=PPOSettings(...)`)."""
+        leaves = flat_fields(cls)
+        groups = {f.name[: -len(f.path[-1]) - 1] for f in leaves if f.name != f.path[-1]}
+        names = {f.name for f in leaves} | groups
+        wrong = sorted(set(values) - names)
+        if wrong:
+            raise TypeError(f"SearchConfig has no setting(s) {', '.join(wrong)}")
+        config: SearchConfig = from_flat(cls, values)
+        return config
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "space", self._space())
@@ -176,8 +170,6 @@ class SearchConfig:
                 "--min-utilization 0.3"
             )
         check_seed(self.seed)
-        if self.accuracy_unit not in ACCURACY_UNITS:
-            raise RlnasError(unknown("accuracy unit", self.accuracy_unit, ACCURACY_UNITS))
         accuracy_kind(self)  # an unknown source fails here, before any file is read
         latency_kind(self)
         if self.table is None or self.device in list_devices():
@@ -187,7 +179,9 @@ class SearchConfig:
         space.check_resolution(self.resolution)
         field = get_strategy(self.strategy).settings_field
         if field is not None:
-            getattr(self, field).check(space, target_range=self.latency_min_ms is not None)
+            getattr(self.strategies, field).check(
+                space, target_range=self.latency_min_ms is not None
+            )
 
     def _space(self) -> str:
         """`space`, else the space of a `table` file, else the default; a table file of

@@ -49,8 +49,9 @@ def plot_pareto(frame: pd.DataFrame, front: pd.DataFrame, config: Any, path: Pat
             linestyle="--",
             label=f"target {config.target_ms:g} ms",
         )
-    source = "benchmark file" if config.latency_file else f"{config.device} {config.precision}"
-    measured = "latency (ms), measured" if config.latency_file else "predicted latency (ms)"
+    from_file = config.sources.benchmark.latency_file is not None
+    source = "benchmark file" if from_file else f"{config.device} {config.precision}"
+    measured = "latency (ms), measured" if from_file else "predicted latency (ms)"
     axes.set_xlabel(f"{measured}, {source}")
     axes.set_ylabel(config.score_name())
     axes.set_title(

@@ -173,7 +173,7 @@ def run_search(
         evaluator,
         space,
         config.seed,
-        settings=getattr(config, field) if field else None,
+        settings=getattr(config.strategies, field) if field else None,
         checkpoint=out / run_folder.CONTROLLER,
         tensorboard=tensorboard,
         start=(

@@ -69,7 +69,8 @@ def synflow(net: nn.Module, batch: Batch) -> float:
     hardswish become the identity here (version 2; the gates of squeeze-and-excitation
     stay sigmoids, which pass their input's scale)."""
     # float64 convolutions have no oneDNN kernel: NCHW is their faster layout
-    net = copy.deepcopy(net).to(torch.float64, memory_format=torch.contiguous_format).eval()
+    net = copy.deepcopy(net).to(torch.float64, memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+    net.eval()
     _remove_batch_norm(net)
     _linearise(net)
     with torch.no_grad():

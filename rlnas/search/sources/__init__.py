@@ -2,23 +2,31 @@
 
 Each source is one module of this package with its record (`base.AccuracyKind` or
 `base.LatencyKind`): how it is made from a search's settings, what its score is
-called, whether it is an accuracy, how it scores the baselines. Adding a source
-is that module, one line in `ACCURACY_SOURCES` or `LATENCY_SOURCES`, and a test.
-Where `--accuracy` (`--latency`) is not given, the first record whose
-`picked_by` setting is set is chosen, else the default.
+called, whether it is an accuracy, how it scores the baselines, and its settings
+dataclass if it has one. Adding a source is that module, one line in
+`ACCURACY_SOURCES` or `LATENCY_SOURCES` (and one field of `SourceSettings` for its
+settings), and a test. Where `--accuracy` (`--latency`) is not given, the first
+record whose `picked_by` holds is chosen, else the default.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
 
 from rlnas.errors import RlnasError, unknown
 from rlnas.search.sources import benchmark, predictor, proxy, table, trained
 from rlnas.search.sources.base import AccuracyKind, AccuracySource, LatencyKind, LatencySource
-from rlnas.search.sources.benchmark import ACCURACY_UNITS, BenchmarkAccuracy, BenchmarkLatency
+from rlnas.search.sources.benchmark import (
+    ACCURACY_UNITS,
+    BenchmarkAccuracy,
+    BenchmarkLatency,
+    BenchmarkSettings,
+)
 from rlnas.search.sources.counts import macs_model, params_model
-from rlnas.search.sources.proxy import PREFETCH_CHUNKS, ProxyAccuracy, proxy_config
-from rlnas.search.sources.table import TableLatency, host_table, table_path
+from rlnas.search.sources.predictor import PredictorSettings
+from rlnas.search.sources.proxy import PREFETCH_CHUNKS, ProxyAccuracy, ProxySettings, proxy_config
+from rlnas.search.sources.table import TableLatency, TableSettings, host_table, table_path
 
 if TYPE_CHECKING:
     from rlnas.model.space import Space
@@ -33,10 +41,15 @@ __all__ = [
     "AccuracySource",
     "BenchmarkAccuracy",
     "BenchmarkLatency",
+    "BenchmarkSettings",
     "LatencyKind",
     "LatencySource",
+    "PredictorSettings",
     "ProxyAccuracy",
+    "ProxySettings",
+    "SourceSettings",
     "TableLatency",
+    "TableSettings",
     "accuracy_kind",
     "accuracy_source",
     "host_table",
@@ -59,10 +72,30 @@ DEFAULT_ACCURACY = "proxy"
 DEFAULT_LATENCY = "table"
 
 
+@dataclass(frozen=True)
+class SourceSettings:
+    """The settings of the sources that have any, one field per source (a group: on the
+    command line and in `config.json` each keeps its own names, `--proxy`, `--accuracy-file`).
+
+    Attributes:
+        proxy: The proxy source's.
+        benchmark: The benchmark sources'.
+        predictor: The predictor source's.
+        table: The table source's.
+    """
+
+    INLINE: ClassVar[bool] = True
+
+    proxy: ProxySettings = field(default_factory=ProxySettings)
+    benchmark: BenchmarkSettings = field(default_factory=BenchmarkSettings)
+    predictor: PredictorSettings = field(default_factory=PredictorSettings)
+    table: TableSettings = field(default_factory=TableSettings)
+
+
 def accuracy_kind(config: SearchConfig) -> AccuracyKind:
     """The record of a search's accuracy source (`--accuracy`, else picked by its files)."""
     name = config.accuracy or next(
-        (k.name for k in ACCURACY_SOURCES.values() if k.picked_by and getattr(config, k.picked_by)),
+        (k.name for k in ACCURACY_SOURCES.values() if k.picked_by and k.picked_by(config)),
         DEFAULT_ACCURACY,
     )
     if name not in ACCURACY_SOURCES:
@@ -73,7 +106,7 @@ def accuracy_kind(config: SearchConfig) -> AccuracyKind:
 def latency_kind(config: SearchConfig) -> LatencyKind:
     """The record of a search's latency source (`--latency`, else picked by its file)."""
     name = config.latency or next(
-        (k.name for k in LATENCY_SOURCES.values() if k.picked_by and getattr(config, k.picked_by)),
+        (k.name for k in LATENCY_SOURCES.values() if k.picked_by and k.picked_by(config)),
         DEFAULT_LATENCY,
     )
     if name not in LATENCY_SOURCES:

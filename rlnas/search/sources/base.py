@@ -100,8 +100,8 @@ class AccuracyKind:
             baseline's accuracy floor cannot be built on it, and reports say so).
         score_baselines: How the named baselines a run is measured against are scored on
             the run's scale.
-        picked_by: The setting whose value picks this source where `--accuracy` is not
-            given (a predictor file, an accuracy file), or None.
+        picked_by: Whether a search's settings pick this source where `--accuracy` is not
+            given (a predictor file, an accuracy file is set), or None.
         spread: The standard deviation of its score for an architecture, where the source
             knows its own error (a predictor's), else None.
     """
@@ -111,18 +111,18 @@ class AccuracyKind:
     score_name: Callable[[SearchConfig], str]
     is_accuracy: bool
     score_baselines: BaselineScorer
-    picked_by: str | None = None
+    picked_by: Callable[[SearchConfig], bool] | None = None
     spread: Spread | None = None
 
 
 @dataclass(frozen=True)
 class LatencyKind:
-    """A latency source: its `--latency` value, its factory, and the setting that picks it
-    where `--latency` is not given (or None)."""
+    """A latency source: its `--latency` value, its factory, and whether a search's settings
+    pick it where `--latency` is not given (or None)."""
 
     name: str
     make: Callable[[SearchConfig, Space], LatencySource]
-    picked_by: str | None = None
+    picked_by: Callable[[SearchConfig], bool] | None = None
 
 
 def unscored(

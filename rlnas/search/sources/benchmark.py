@@ -7,8 +7,9 @@ measured device latencies).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -179,27 +180,65 @@ class BenchmarkLatency:
         return float(np.nanmin(values)) if np.isfinite(values).any() else None
 
 
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    """The benchmark sources' settings: files of measured values.
+
+    Attributes:
+        accuracy_file: Benchmark file of the benchmark accuracy source (arch_index or
+            arch_str keyed, .parquet or .csv).
+        accuracy_column: Its column.
+        accuracy_unit: Unit of that column: percent, fraction, or auto (percent when
+            any value exceeds 1; decided once for the whole column).
+        latency_file: Benchmark file of the benchmark latency source.
+        latency_column: Its column.
+    """
+
+    INLINE: ClassVar[bool] = True
+
+    accuracy_file: Path | None = None
+    accuracy_column: str = "cifar10_test_acc"
+    accuracy_unit: str = "auto"
+    latency_file: Path | None = None
+    latency_column: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.accuracy_unit not in ACCURACY_UNITS:
+            raise RlnasError(unknown("accuracy unit", self.accuracy_unit, ACCURACY_UNITS))
+
+
 def _accuracy(config: SearchConfig, space: Space) -> AccuracySource:
-    if config.accuracy_file is None:
+    own = config.sources.benchmark
+    if own.accuracy_file is None:
         raise RlnasError("the benchmark accuracy source needs --accuracy-file (.parquet/.csv)")
-    return BenchmarkAccuracy(config.accuracy_file, config.accuracy_column, config.accuracy_unit)
+    return BenchmarkAccuracy(own.accuracy_file, own.accuracy_column, own.accuracy_unit)
 
 
 def _latency(config: SearchConfig, space: Space) -> LatencySource:
-    if config.latency_file is None or not config.latency_column:
+    own = config.sources.benchmark
+    if own.latency_file is None or not own.latency_column:
         raise RlnasError(
             "the benchmark latency source needs --latency-file and --latency-column "
             "(e.g. pixel3_ms)"
         )
-    return BenchmarkLatency(config.latency_file, config.latency_column)
+    return BenchmarkLatency(own.latency_file, own.latency_column)
+
+
+def _score_name(config: SearchConfig) -> str:
+    own = config.sources.benchmark
+    return f"accuracy ({Path(str(own.accuracy_file)).name}:{own.accuracy_column})"
 
 
 ACCURACY = AccuracyKind(
     name="benchmark",
     make=_accuracy,
-    score_name=lambda c: f"accuracy ({Path(str(c.accuracy_file)).name}:{c.accuracy_column})",
+    score_name=_score_name,
     is_accuracy=True,
     score_baselines=unscored,
-    picked_by="accuracy_file",
+    picked_by=lambda config: config.sources.benchmark.accuracy_file is not None,
 )
-LATENCY = LatencyKind(name="benchmark", make=_latency, picked_by="latency_file")
+LATENCY = LatencyKind(
+    name="benchmark",
+    make=_latency,
+    picked_by=lambda config: config.sources.benchmark.latency_file is not None,
+)

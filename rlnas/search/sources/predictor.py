@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -142,23 +143,42 @@ class PredictorAccuracy:
         self.predictor = self.predictor.with_known([arch], [accuracy_percent], values)
 
 
-def _make(config: SearchConfig, space: Space) -> AccuracySource:
-    if config.predictor is None:
+@dataclass(frozen=True)
+class PredictorSettings:
+    """The predictor source's settings (its proxies' images are the search's `data`).
+
+    Attributes:
+        predictor: A predictor file (`rlnas predictor fit`) for the predictor source.
+    """
+
+    INLINE: ClassVar[bool] = True
+
+    predictor: Path | None = None
+
+
+def predictor_file(config: SearchConfig) -> Path:
+    """The search's predictor file; RlnasError where none is given."""
+    path = config.sources.predictor.predictor
+    if path is None:
         raise RlnasError(
             "the predictor accuracy source needs --predictor FILE (make one with "
             "`rlnas predictor fit`)"
         )
-    return PredictorAccuracy(config.predictor, space, config.data)
+    return path
+
+
+def _make(config: SearchConfig, space: Space) -> AccuracySource:
+    return PredictorAccuracy(predictor_file(config), space, config.data)
 
 
 def score_baselines(
     config: SearchConfig, proxy: ProxyConfig | None, archs: Mapping[str, Architecture]
 ) -> dict[str, float]:
     """The predictor's accuracy for baselines of its space; NaN for the others."""
-    if config.predictor is None:
+    if config.sources.predictor.predictor is None:
         return {name: float("nan") for name in archs}
     space = get_space(config.space)
-    predicted = PredictorAccuracy(config.predictor, space, config.data)
+    predicted = PredictorAccuracy(predictor_file(config), space, config.data)
     scores = {
         name: predicted.accuracy(arch) if arch.space == space else float("nan")
         for name, arch in archs.items()
@@ -169,7 +189,7 @@ def score_baselines(
 
 def score_spread(config: SearchConfig, arch: Architecture) -> float:
     """The predictor's standard deviation for `arch` (a fraction, as its scores)."""
-    source = PredictorAccuracy(Path(str(config.predictor)), arch.space, config.data)
+    source = PredictorAccuracy(predictor_file(config), arch.space, config.data)
     _, std = source.predictor.predict([arch], proxy_values(source.scorers, [arch]))
     source.flush()
     return float(std[0]) / 100
@@ -178,9 +198,9 @@ def score_spread(config: SearchConfig, arch: Architecture) -> float:
 KIND = AccuracyKind(
     name="predictor",
     make=_make,
-    score_name=lambda config: f"predicted accuracy ({Path(str(config.predictor)).name})",
+    score_name=lambda config: f"predicted accuracy ({predictor_file(config).name})",
     is_accuracy=True,
     score_baselines=score_baselines,
-    picked_by="predictor",
+    picked_by=lambda config: config.sources.predictor.predictor is not None,
     spread=score_spread,
 )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
@@ -19,9 +20,23 @@ if TYPE_CHECKING:
     from rlnas.search.config import SearchConfig
 
 
+@dataclass(frozen=True)
+class ProxySettings:
+    """The proxy source's settings (its images are the search's `data`).
+
+    Attributes:
+        proxy: Accuracy proxy (or ensemble) of the proxy accuracy source.
+    """
+
+    INLINE: ClassVar[bool] = True
+
+    proxy: str = "naswot"  # rlnas.accuracy.scorer.DEFAULT_PROXY
+
+
 def proxy_config(config: SearchConfig) -> ProxyConfig:
     """The proxy settings of a search: candidates and baselines are scored by this alone."""
-    return ProxyConfig(proxy=config.proxy, data=config.data, cache=default_cache_path())
+    proxy = config.sources.proxy.proxy
+    return ProxyConfig(proxy=proxy, data=config.data, cache=default_cache_path())
 
 
 class ProxyAccuracy:
@@ -114,7 +129,7 @@ def _make(config: SearchConfig, space: Space) -> AccuracySource:
 KIND = AccuracyKind(
     name="proxy",
     make=_make,
-    score_name=lambda config: f"proxy score ({config.proxy}, percentile; not an accuracy)",
+    score_name=lambda c: f"proxy score ({c.sources.proxy.proxy}, percentile; not an accuracy)",
     is_accuracy=False,
     score_baselines=score_baselines,
 )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from rlnas.errors import EstimatedTableWarning, RlnasError
 from rlnas.hardware.catalog import locate_table
@@ -45,6 +46,24 @@ class TableLatency:
         return None if cheapest is None else cheapest[0]
 
 
+@dataclass(frozen=True)
+class TableSettings:
+    """The table source's settings (the table itself is the search's `table` or device's).
+
+    Attributes:
+        calibrate: Adapt a measured table from another host to this one on first use (once
+            per host and table, stored in the user folder); with --no-calibrate a warning
+            names the command instead.
+        calibration_seconds: Time cap of that first use: it times networks until the
+            held-out error reaches the measurement's own, or this many seconds.
+    """
+
+    INLINE: ClassVar[bool] = True
+
+    calibrate: bool = True
+    calibration_seconds: float = 60.0
+
+
 def table_path(config: SearchConfig, space: Space) -> Path:
     """The table file a search's latencies come from (`--table`, else the device's own)."""
     if config.table is not None:
@@ -61,9 +80,9 @@ def host_table(
 ) -> HostTable:
     """The search's table as it predicts on this host (calibrated here on first use, see
     `rlnas.hardware.endtoend.table_for_host`)."""
-    return table_for_host(
-        table_path(config, space), config.calibrate, progress, config.calibration_seconds
-    )
+    own = config.sources.table
+    path = table_path(config, space)
+    return table_for_host(path, own.calibrate, progress, own.calibration_seconds)
 
 
 def _make(config: SearchConfig, space: Space) -> LatencySource:

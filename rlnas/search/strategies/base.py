@@ -32,7 +32,7 @@ class Strategy(ABC):
         evaluator: Evaluates (and caches, and counts) architectures.
         space: The space to search.
         seed: The strategy's only source of randomness.
-        settings: The strategy's own settings (its `SearchConfig` field `settings_field`).
+        settings: The strategy's own settings (its `StrategySettings` field `settings_field`).
         checkpoint: Where a strategy with a learned state saves it.
         tensorboard: Where a strategy that `logs_training` logs it for TensorBoard (None:
             nowhere).
@@ -45,7 +45,7 @@ class Strategy(ABC):
     """
 
     name: str = ""
-    # The SearchConfig field that holds this strategy's settings, if it has any.
+    # The `StrategySettings` field that holds this strategy's settings, if it has any.
     settings_field: str | None = None
     # Learns one policy for a range of latency targets (`--latency-ms LO:HI`).
     accepts_target_range: bool = False

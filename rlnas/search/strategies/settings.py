@@ -1,14 +1,26 @@
-"""The strategies' settings: light to import, so that configs and the CLI can name them."""
+"""The strategies' names and settings: light to import, so that configs and the CLI can name
+them.
+
+Adding a strategy is its module (a `Strategy` subclass), its line in `STRATEGIES` and, if it
+has settings, their dataclass here and one field of `StrategySettings`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from rlnas.errors import RlnasError, unknown
 from rlnas.model.space import Space
 
 PPO_ENVS = ("editor", "builder")
+
+# Name -> "module:Class", so that stable-baselines3 is imported only for `ppo`.
+STRATEGIES: dict[str, str] = {
+    "random": "rlnas.search.strategies.random_search:RandomSearch",
+    "evolution": "rlnas.search.strategies.evolution:RegularizedEvolution",
+    "ppo": "rlnas.search.strategies.ppo:PPOController",
+}
 
 
 def check_tournament(sample_size: int, population_size: int, owner: str) -> None:
@@ -138,3 +150,19 @@ class PPOSettings:
             "batch_size": steps // minibatches,
             "policy_kwargs": {"net_arch": net_arch},
         }
+
+
+@dataclass(frozen=True)
+class StrategySettings:
+    """The settings of the strategies that have any, one field per strategy (its
+    `settings_field`; a group: its options keep their prefix, `--ppo-learning-rate`).
+
+    Attributes:
+        evolution: Settings of the evolution strategy.
+        ppo: Settings of the PPO controller.
+    """
+
+    INLINE: ClassVar[bool] = True
+
+    evolution: EvolutionSettings = field(default_factory=EvolutionSettings)
+    ppo: PPOSettings = field(default_factory=PPOSettings)
