@@ -173,7 +173,7 @@ def test_a_search_that_finds_nothing_new_stops(strategy, tmp_path):
     evaluator, _ = build_evaluator(config, None)
     strategy_cls = get_strategy(strategy)
     field = strategy_cls.settings_field
-    settings = getattr(config, field) if field else None
+    settings = getattr(config.strategies, field) if field else None
     runner = strategy_cls(evaluator, evaluator.params.space, 0, settings=settings)
     runner.patience = 40
     calls = count_evaluate_calls(evaluator)

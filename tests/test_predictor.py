@@ -64,6 +64,19 @@ def test_a_forest_learns_what_a_line_cannot_and_knows_its_error(macro):
         Predictor(archs[:5], accuracy[:5], model="gp")
 
 
+def test_a_forest_predicts_what_its_trees_predict(macro):
+    """The forest reads each tree's leaf itself (fast, one network at a time): the same
+    numbers as scikit-learn's own per-tree predictions."""
+    archs, accuracy = macro
+    fitted = Predictor(archs[:40], accuracy[:40], model="forest")
+    mean, std = fitted.predict(archs[40:90])
+    forest, noise = fitted.models[0]
+    x = (encode(archs[40:90], {}, fitted.floors) - fitted.mean) / fitted.scale
+    per_tree = np.stack([tree.predict(x) for tree in forest.estimators_])
+    np.testing.assert_array_equal(mean, per_tree.mean(axis=0))
+    np.testing.assert_array_equal(std, np.sqrt(per_tree.var(axis=0) + noise))
+
+
 def _at(proxy: dict[str, list[float]], rows: np.ndarray) -> dict[str, list[float]]:
     return {k: [v[i] for i in rows] for k, v in proxy.items()}
 

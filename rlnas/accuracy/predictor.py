@@ -281,7 +281,10 @@ def _predict(
     fitted: BayesianRidge | RandomForestRegressor, noise: float, x: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(fitted, RandomForestRegressor):
-        per_tree = np.stack([tree.predict(x) for tree in fitted.estimators_])
+        # Each tree's leaf value, as `tree.predict` gives it, without its per-call input
+        # checks: 300 trees in 2 ms instead of 30 (the search asks one network at a time).
+        rows = np.ascontiguousarray(x, dtype=np.float32)
+        per_tree = np.stack([t.tree_.value[t.tree_.apply(rows), 0, 0] for t in fitted.estimators_])
         return per_tree.mean(axis=0), np.sqrt(per_tree.var(axis=0) + noise)
     mean, std = fitted.predict(x, return_std=True)
     return np.asarray(mean), np.asarray(std)

@@ -10,9 +10,10 @@ Defaults and why:
   NAS-Bench-Macro at 0.92 on a 150-network check.
 - resolution 32 px for every space: the proxy's cost grows with pixels; synflow on a
   default-space network takes 0.32 s at 224 px and 0.12 s at 32 px on the project's 2-core
-  CPU (BENCHMARKS.md), against a budget of 0.2 s; naswot takes 0.14 s at 32 px. 32 px is
-  CIFAR-10's native size, so the shipped data needs no upsampling. Deployment latency
-  always uses the table's own resolution; this setting only changes the accuracy proxy.
+  CPU (BENCHMARKS.md), against a budget of 0.2 s; naswot takes 0.14 s at 32 px (0.09 s
+  channels-last). 32 px is CIFAR-10's native size, so the shipped data needs no
+  upsampling. Deployment latency always uses the table's own resolution; this setting
+  only changes the accuracy proxy.
 - batch 64 images, seed 0: the batch size of Abdelfattah et al.
 """
 
