@@ -210,7 +210,7 @@ def test_groups_keep_their_fields_names_on_the_command_line_and_in_json():
     assert data["proxy"] == "synflow" and data["calibrate"] is False
     assert data["ppo"]["n_epochs"] == 2 and "sources" not in data and "strategies" not in data
     assert from_json(SearchConfig, data, "config.json") == config
-    with pytest.raises(TypeError, match="no setting.*proxxy"):
+    with pytest.raises(TypeError, match=r"no setting.*proxxy"):
         SearchConfig.of(latency_ms=6, proxxy="synflow")
 
 
