@@ -110,7 +110,8 @@ def from_flat(cls: type, values: dict[str, Any], names: tuple[str, ...] = ()) ->
     for f in dataclasses.fields(cls):
         name = "_".join((*names, f.name))
         annotation = hints[f.name]
-        if is_config(annotation) and not (name in values and not is_inline(annotation)):
+        given_whole = name in values and not is_inline(annotation)
+        if is_config(annotation) and not given_whole:
             kwargs[f.name] = from_flat(annotation, values, _names(annotation, names, f.name))
         elif name in values:
             kwargs[f.name] = _coerce(values[name], annotation)
