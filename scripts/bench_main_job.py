@@ -5,7 +5,7 @@ Usage:
     python scripts/bench_main_job.py [--seeds 100 ... 109]
         [--targets 6 0.4x:mobilenetv2 ...] [--budget 1000] [--strategies ppo evolution]
         [--work runs/bench-main-job] [--threads N] [--shard I/N] [--summary-only]
-        [--ppo KEY=VALUE ...]
+        [--ppo KEY=VALUE ...] [--table ADAPTED.parquet]
 
 Each run is `rlnas train-controller --device cpu --latency-ms TARGET` (or `rlnas
 search --strategy evolution` with the same settings): the default space, the shipped
@@ -21,7 +21,10 @@ instead. Give the grid its own `RLNAS_HOME` so every run reads one calibration.
 `--shard I/N` runs every N-th run of the grid from the I-th (0-based), so N processes
 (`--threads 1` each) share the cores; start the first alone until it has calibrated.
 `--summary-only` reads the finished run folders and runs nothing. `--ppo
-sample_size=5` changes a PPO setting (give the variant its own `--work`).
+sample_size=5` changes a PPO setting (give the variant its own `--work`). `--table`
+pins the latencies to one host's adaptation of the table (a file of a user folder's
+`calibrations/`, read with `--no-calibrate`), so that grids run on different VMs search
+the same landscape; `docs/benchmarks/tight_targets/` keeps one.
 
 Writes `results.csv` under `--work` (one row per finished run: target, resolved ms,
 strategy, seed, best score within the target, share of the last 20% of proposals
@@ -104,7 +107,9 @@ def main() -> None:
     parser.add_argument("--shard", default="0/1", help="I/N: run every N-th run from the I-th")
     parser.add_argument("--summary-only", action="store_true")
     parser.add_argument("--ppo", nargs="*", default=[], help="PPO settings, KEY=VALUE")
+    parser.add_argument("--table", type=Path, default=None, help="a pinned, adapted table")
     args = parser.parse_args()
+    pinned = {"table": args.table, "calibrate": False} if args.table is not None else {}
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     index, count = (int(v) for v in args.shard.split("/"))
@@ -124,6 +129,7 @@ def main() -> None:
                 budget=args.budget,
                 seed=seed,
                 ppo=ppo_settings(args.ppo),
+                **pinned,
                 **target_settings(target),
             )
             start = time.perf_counter()
