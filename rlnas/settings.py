@@ -158,7 +158,8 @@ def from_json(cls: type, data: Any, source: str) -> Any:
     for f in dataclasses.fields(cls):
         annotation = hints[f.name]
         if is_inline(annotation):
-            group = {k: v for k, v in data.items() if k in json_keys(annotation)}
+            own = json_keys(annotation)
+            group = {k: v for k, v in data.items() if k in own}
             kwargs[f.name] = from_json(annotation, group, source)
         elif f.name not in data:
             continue
