@@ -9,12 +9,12 @@ architectures (aging, as regularized evolution). Each episode:
    members drawn at random;
 2. the agent sets one decision of the parent to another choice (actions are
    flattened (decision, choice) pairs);
-3. if that edit breaks a hard limit of the reward (the latency target in
-   `hard` mode, the memory limit in every mode), the agent makes one more edit,
-   a repair, which must bring the child back within the limits: so the search
-   can cross a limit (e.g. switch to a slower activation and shrink a stage)
-   without spending budget on networks the user cannot ship. Where no repair
-   can, a parent within the limits makes it a dead end: nothing is evaluated,
+3. if that edit takes a parent within the hard limits of the reward (the
+   latency target in `hard` mode, the memory limit in every mode) outside them,
+   the agent makes one more edit, a repair, which must bring the child back
+   within the limits: so the search can cross a limit (e.g. switch to a slower
+   activation and shrink a stage) without spending budget on networks the user
+   cannot ship. Where no repair can, it is a dead end: nothing is evaluated,
    and the reward is the hard reward's floor, -1 - the relative violation;
 4. the child is evaluated (one unit of budget), joins the population, and its
    reward is the episode's reward.
@@ -23,15 +23,22 @@ Under a uniform policy and a soft reward this is exactly regularized
 evolution's mutation, so the controller starts as evolution and learns which
 edits pay.
 
+A parent outside the limits (the random start) is not repaired: its child,
+which must be closer to the limits where any new one is, is evaluated as it
+is, and the tournament ranks such children by the hard reward (score - 1 - the
+violation), as evolution does. So the population descends to the limits while
+it keeps its score, and lands where the score leads. (Repaired, it landed
+after 20-30 evaluations, always by the one edit that sheds the most latency:
+at a tight target that edit, the first stage's expansion, is worth more than
+any single edit can later give back, so every run kept it and stopped on the
+same plateau; BENCHMARKS.md, issue 34.)
+
 `action_masks()` (read by sb3-contrib's MaskablePPO) allows only edits that
 change the architecture and lead to one not evaluated yet (so the controller
 always proposes new architectures while the population has a new neighbour),
-or, in the first step, outside the limits (to be repaired). From a parent
-outside the limits (the random start), the first edit must bring it closer.
-Repairs must lead within the limits; failing that, closer to them; failing
-that, anywhere new.
-The limits are read from the latency and parameter models, which cost no
-budget.
+or, from a parent within the limits, outside them (to be repaired). Repairs
+must lead to a new architecture within the limits. The limits are read from
+the latency and parameter models, which cost no budget.
 
 With a range of targets (`targets`), each episode draws its target
 log-uniformly in the range; the parent's tournament, the limits and the reward
@@ -156,22 +163,21 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
         if not (0 <= index < self.n_actions and self._mask[index]):
             raise RlnasError(f"action {index} is masked; act on action_masks()")
         child = self._child(state.arch, index)
-        if not state.repairing:
+        if state.feasible:
             latency, params_bytes = self._costs(child)
             violation = self._violation(latency, params_bytes)
             if violation > 0:
                 # Outside the limits: one more edit must bring it back before it is evaluated.
-                repairs = self._repairs(child, violation, within=state.feasible)
+                repairs = self._repairs(child)
                 if repairs.any():
                     self._mask = repairs
                     self._state = _State(child, latency, False, state.parent, repairing=True)
                     return self._observation(), 0.0, False, False, {}
-                if state.feasible:
-                    # A dead end: nothing is evaluated, and the reward is the hard
-                    # reward's floor for this violation (no score can lift it).
-                    self.evaluator.nothing_new()
-                    self._state = None
-                    return self._observation(), -1.0 - violation, True, False, {"evaluation": None}
+                # A dead end: nothing is evaluated, and the reward is the hard
+                # reward's floor for this violation (no score can lift it).
+                self.evaluator.nothing_new()
+                self._state = None
+                return self._observation(), -1.0 - violation, True, False, {"evaluation": None}
         if not self.evaluator.affordable(child):
             # Another environment stepped at the same time spent the last of the budget.
             self._state = None
@@ -189,7 +195,7 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
         if state is None:
             return None
         child = self._child(state.arch, int(action))
-        if state.repairing or self._violation(*self._costs(child)) <= 0:
+        if not state.feasible or self._violation(*self._costs(child)) <= 0:
             return child
         return None
 
@@ -265,25 +271,21 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
         return near
 
     def _first_edits(self, parent: Architecture, evaluation: Evaluation) -> np.ndarray:
-        """Edits of the parent to a new architecture, or outside the limits (repaired next);
-        from a parent outside the limits, only edits that bring it closer (where any do)."""
+        """Edits of a parent within the limits to a new architecture, or outside them
+        (repaired next); of a parent outside them, edits to a new architecture closer to
+        them (where any is)."""
         changes, known, after = self._neighbours(parent)
-        mask = changes & (~known | (after > 0))
         before = self._violation(evaluation.latency_ms, evaluation.params_bytes)
-        closer = mask & (after < before)
-        return closer if before > 0 and closer.any() else mask
+        if before <= 0:
+            return changes & (~known | (after > 0))
+        new = changes & ~known
+        closer = new & (after < before)
+        return closer if closer.any() else new
 
-    def _repairs(self, arch: Architecture, violation: float, within: bool) -> np.ndarray:
-        """Edits of `arch` (outside the limits) to a new architecture within them; unless
-        `within` (the parent was within them), failing that, to one less outside them,
-        and failing that, any edit to a new architecture."""
+    def _repairs(self, arch: Architecture) -> np.ndarray:
+        """Edits of `arch` (outside the limits) to a new architecture within them."""
         changes, known, after = self._neighbours(arch)
-        mask = changes & ~known
-        inside = mask & (after <= 0)
-        if within or inside.any():
-            return inside
-        closer = mask & (after < violation)
-        return closer if closer.any() else mask
+        return changes & ~known & (after <= 0)
 
     def _observation(self) -> np.ndarray:
         obs = np.zeros(self.n_actions + 5, np.float32)

@@ -66,27 +66,56 @@ def test_every_proposal_is_new_and_within_the_target(shared_data):
     assert np.mean([e.feasible for e in evaluator.history[:20]]) < 0.6
 
 
+def members(evaluator, space, count: int, within: bool, seed: int = 0) -> list:
+    """`count` random architectures within the target (or outside it), by the latency
+    model alone."""
+    rng = np.random.default_rng(seed)
+    found = []
+    while len(found) < count:
+        arch = Architecture.sample(rng, space)
+        if (evaluator.latency.latency_ms(arch) <= evaluator.reward.target_ms) == within:
+            found.append(arch)
+    return found
+
+
 def test_an_edit_outside_the_target_is_repaired_before_it_is_evaluated(shared_data):
     evaluator = make_evaluator("mobilenet", shared_data)
-    env = editor(evaluator, population=5)
+    env = gym.make("rlnas/ArchEditor-v0", evaluator=evaluator).unwrapped
+    for arch in members(evaluator, env.space, 5, within=True):
+        env.add(arch, evaluator.evaluate(arch))
     env.reset(seed=0)
+    assert env._state.feasible
     target = evaluator.reward.target_ms
     spent = len(evaluator.history)
     for index in np.flatnonzero(env.action_masks()):
-        broken = evaluator.latency.latency_ms(env._child(env._state.arch, index))
-        if broken > target:
+        child = env._child(env._state.arch, index)
+        if evaluator.latency.latency_ms(child) > target and env._repairs(child).any():
             break
     else:
-        pytest.skip("no edit of this parent breaks the target")
+        pytest.skip("no edit of this parent breaks the target and can be repaired")
     observation, reward, done, _, _ = env.step(index)
     assert not done and reward == 0.0 and observation[-1] == 1.0
     assert len(evaluator.history) == spent  # nothing evaluated yet
     _, _, done, _, info = env.step(env.action_space.sample())
-    # Within the target where one edit can reach it, else closer to it (or, from a parent
-    # within it, a dead end that evaluates nothing).
-    assert done and len(evaluator.history) <= spent + 1
-    if info["evaluation"] is not None:
-        assert info["evaluation"].latency_ms < broken
+    assert done and len(evaluator.history) == spent + 1
+    assert info["evaluation"].latency_ms <= target
+
+
+def test_a_parent_outside_the_target_is_not_repaired_but_brought_closer(shared_data):
+    """From the random start outside the target, the child is evaluated as it is (no
+    repair), and it is closer to the target than its parent."""
+    evaluator = make_evaluator("mobilenet", shared_data)
+    env = gym.make("rlnas/ArchEditor-v0", evaluator=evaluator).unwrapped
+    for arch in members(evaluator, env.space, 5, within=False):
+        env.add(arch, evaluator.evaluate(arch))
+    env.action_space.seed(1)
+    for episode in range(10):
+        env.reset(seed=episode)
+        parent = env._state.latency_ms
+        spent = len(evaluator.history)
+        _, _, done, _, info = env.step(env.action_space.sample())
+        assert done and len(evaluator.history) == spent + 1
+        assert info["evaluation"].latency_ms < parent
 
 
 def test_same_seed_same_episodes(shared_data):
