@@ -28,7 +28,7 @@ which must be closer to the limits where any new one is, is evaluated as it
 is, and the tournament ranks such children by the hard reward (score - 1 - the
 violation), as evolution does. So the population descends to the limits while
 it keeps its score, and lands where the score leads. (Repaired, it landed
-after 20-30 evaluations, always by the one edit that sheds the most latency:
+after 20-35 evaluations, always by the one edit that sheds the most latency:
 at a tight target that edit, the first stage's expansion, is worth more than
 any single edit can later give back, so every run kept it and stopped on the
 same plateau; BENCHMARKS.md, issue 34.)

@@ -15,12 +15,18 @@ from rlnas.errors import RlnasError
 from rlnas.model.arch import Architecture
 
 
-def editor(evaluator, population: int = 20, seed: int = 0):
+def editor(evaluator, population: int = 20, seed: int = 0, within: bool | None = None):
+    """An editor whose population is `population` random architectures: any, or only
+    those within the target (`within=True`) or outside it (`within=False`)."""
     env = gym.make("rlnas/ArchEditor-v0", evaluator=evaluator).unwrapped
     rng = np.random.default_rng(seed)
-    for _ in range(population):
+    added = 0
+    while added < population:
         arch = Architecture.sample(rng, env.space)
-        env.add(arch, evaluator.evaluate(arch))
+        inside = evaluator.latency.latency_ms(arch) <= evaluator.reward.target_ms
+        if within is None or inside == within:
+            env.add(arch, evaluator.evaluate(arch))
+            added += 1
     return env
 
 
@@ -66,23 +72,9 @@ def test_every_proposal_is_new_and_within_the_target(shared_data):
     assert np.mean([e.feasible for e in evaluator.history[:20]]) < 0.6
 
 
-def members(evaluator, space, count: int, within: bool, seed: int = 0) -> list:
-    """`count` random architectures within the target (or outside it), by the latency
-    model alone."""
-    rng = np.random.default_rng(seed)
-    found = []
-    while len(found) < count:
-        arch = Architecture.sample(rng, space)
-        if (evaluator.latency.latency_ms(arch) <= evaluator.reward.target_ms) == within:
-            found.append(arch)
-    return found
-
-
 def test_an_edit_outside_the_target_is_repaired_before_it_is_evaluated(shared_data):
     evaluator = make_evaluator("mobilenet", shared_data)
-    env = gym.make("rlnas/ArchEditor-v0", evaluator=evaluator).unwrapped
-    for arch in members(evaluator, env.space, 5, within=True):
-        env.add(arch, evaluator.evaluate(arch))
+    env = editor(evaluator, population=5, within=True)
     env.reset(seed=0)
     assert env._state.feasible
     target = evaluator.reward.target_ms
@@ -105,9 +97,7 @@ def test_a_parent_outside_the_target_is_not_repaired_but_brought_closer(shared_d
     """From the random start outside the target, the child is evaluated as it is (no
     repair), and it is closer to the target than its parent."""
     evaluator = make_evaluator("mobilenet", shared_data)
-    env = gym.make("rlnas/ArchEditor-v0", evaluator=evaluator).unwrapped
-    for arch in members(evaluator, env.space, 5, within=False):
-        env.add(arch, evaluator.evaluate(arch))
+    env = editor(evaluator, population=5, within=False)
     env.action_space.seed(1)
     for episode in range(10):
         env.reset(seed=episode)
