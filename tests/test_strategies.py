@@ -8,7 +8,6 @@ from conftest import count_evaluate_calls, nb201_config
 from typer.testing import CliRunner
 
 from rlnas.cli import app
-from rlnas.envs.arch_editor import ArchEditorEnv
 from rlnas.errors import BudgetExhausted, RlnasError
 from rlnas.model.arch import Architecture
 from rlnas.model.space import get_space
@@ -225,42 +224,6 @@ def test_parallel_episodes_hand_their_proposals_over_as_one_batch(env, shared_da
     assert sum(sizes) / len(sizes) >= 2  # the editor's repairs put its episodes out of step
     proposed = {a for b in batches for a in b}
     assert {e.arch for e in evaluator.history} <= proposed
-
-
-def test_the_editor_starts_its_population_again(shared_data, monkeypatch):
-    """With `restart_every` 25 and a budget of 60, the population starts again once: after
-    25 evaluations (35 remain; after 50, too few do), with 20 new random architectures scored
-    as one batch; and every episode, the first after the restart too, edits a member of
-    the population as it stands."""
-    settings = PPOSettings(restart_every=25)
-    base = nb201_config(shared_data, "ppo", budget=60)
-    config = dataclasses.replace(base, strategies=StrategySettings(ppo=settings))
-    evaluator, _ = build_evaluator(config, None)
-    starts: list[tuple[int, list[str]]] = []
-
-    def record(archs: list[Architecture]) -> None:
-        if len(archs) > 1:  # an episode's step hands over one proposal at most
-            starts.append((len(evaluator.history), [str(a) for a in archs]))
-
-    evaluator.prefetch = record
-    edited: list[bool] = []
-    step = ArchEditorEnv.step
-
-    def checked(env: ArchEditorEnv, action: int):  # type: ignore[no-untyped-def]
-        state = env._state
-        if state is not None and not state.repairing:
-            edited.append(any(member is state.parent for _, member in env.population))
-        return step(env, action)
-
-    monkeypatch.setattr(ArchEditorEnv, "step", checked)
-    get_strategy("ppo")(evaluator, get_space("nb201"), 0, settings=settings).run()
-    assert len(evaluator.history) == 60
-    assert [(spent, len(archs)) for spent, archs in starts] == [(0, 20), (25, 20)]
-    assert set(starts[1][1]) <= {e.arch for e in evaluator.history}
-    assert len(edited) >= 20 and all(edited)
-    assert PPOSettings(restart_every=0).restart_every == 0  # never
-    with pytest.raises(RlnasError, match="--ppo-restart-every"):
-        PPOSettings(restart_every=20)
 
 
 def test_evolution_breeds_parallel_children_as_one_batch(shared_data):

@@ -1,9 +1,8 @@
 """The PPO controller: sb3-contrib's MaskablePPO acting in ArchEditorEnv (or ArchBuilderEnv).
 
 By default one episode edits one architecture of a population (started with
-`population_size` random ones, and started again every `restart_every`
-evaluations); with `env="builder"` one episode builds one architecture from
-scratch. The reward is the environment's terminal reward.
+`population_size` random ones); with `env="builder"` one episode builds one
+architecture from scratch. The reward is the environment's terminal reward.
 Training stops when the evaluator's budget is spent. PPO is customised only
 through its keyword arguments (never forked).
 
@@ -19,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -67,16 +66,11 @@ class PPOController(Strategy):
     logs_training = True
 
     model: MaskablePPO | None = None
-    # The editor's source of starting architectures, and the evaluations spent at which its
-    # population starts again.
-    _rng: np.random.Generator
-    _restart_at: int
 
     def run(self, progress: Progress | None = None) -> None:
         settings: PPOSettings = self.settings or PPOSettings()
         with private_random_state():
             envs: list[ArchBuilderEnv] | list[ArchEditorEnv]
-            restart = None
             if settings.env == "builder":
                 envs = [
                     ArchBuilderEnv(self.evaluator, self.space)
@@ -84,11 +78,10 @@ class PPOController(Strategy):
                 ]
             else:
                 envs = self._editors(progress)
-                restart = functools.partial(self._restart, envs[0], progress)
             episode_length = settings.episode_length(self.space)
             self.model = MaskablePPO(
                 "MlpPolicy",
-                _BatchedEnvs(envs, self.evaluator, restart),
+                _BatchedEnvs(envs, self.evaluator),
                 seed=self.seed,
                 device="cpu",
                 verbose=0,
@@ -108,7 +101,7 @@ class PPOController(Strategy):
 
     def _editors(self, progress: Progress | None) -> list[ArchEditorEnv]:
         """The editing environments, their one population started with random architectures
-        (or with `start` and its near neighbours)."""
+        (or with `start` and its near neighbours), scored as one batch."""
         settings: PPOSettings = self.settings or PPOSettings()
         envs = [
             ArchEditorEnv(
@@ -122,66 +115,33 @@ class PPOController(Strategy):
         ]
         for other in envs[1:]:
             other.population = envs[0].population
-        self._rng = np.random.default_rng(self.seed)
-        self._restart_at = settings.restart_every
-        self._populate(envs[0], progress)
-        return envs
-
-    def _populate(self, editor: ArchEditorEnv, progress: Progress | None) -> None:
-        """Fills the (shared) population with `population_size` starting architectures,
-        scored as one batch."""
-        first = [self.initial(self._rng, n) for n in range(editor.population_size)]
+        rng = np.random.default_rng(self.seed)
+        first = [self.initial(rng, n) for n in range(settings.population_size)]
         self.evaluator.prefetch(first)
         for arch in first[: self.max_proposals]:
             if self.done:
                 break
-            editor.add(arch, self.evaluator.evaluate(arch))
+            envs[0].add(arch, self.evaluator.evaluate(arch))
             self._report(progress)
-
-    def _restart(self, editor: ArchEditorEnv, progress: Progress | None) -> bool:
-        """Starts the population again once `restart_every` evaluations have been spent since
-        it started, while at least as many remain; whether it did."""
-        settings: PPOSettings = self.settings or PPOSettings()
-        every, spent = settings.restart_every, len(self.evaluator.history)
-        if not every or spent < self._restart_at or self.evaluator.budget - spent < every:
-            return False
-        self._restart_at = spent + every
-        editor.population.clear()
-        self._populate(editor, progress)
-        return True
+        return envs
 
 
 class _BatchedEnvs(DummyVecEnv):
     """Environments stepped one after the other (stable-baselines3's DummyVecEnv, each
     behind the Monitor it would add itself), whose proposals of a step are first handed to
-    the evaluator as one batch. After a step that ended every episode, `restart()` may start
-    the population again (it says whether it did): the next episodes then draw their
-    parents from the new one."""
+    the evaluator as one batch."""
 
-    def __init__(
-        self,
-        envs: Sequence[ArchBuilderEnv | ArchEditorEnv],
-        evaluator: Evaluator,
-        restart: Callable[[], bool] | None = None,
-    ):
+    def __init__(self, envs: Sequence[ArchBuilderEnv | ArchEditorEnv], evaluator: Evaluator):
         super().__init__([functools.partial(Monitor, env) for env in envs])
         self.inner = list(envs)
         self.evaluator = evaluator
-        self.restart = restart
 
     def step_wait(self) -> VecEnvStepReturn:
         proposals = [
             env.proposal(action) for env, action in zip(self.inner, self.actions, strict=True)
         ]
         self.evaluator.prefetch([p for p in proposals if p is not None])
-        obs, rewards, dones, infos = super().step_wait()
-        if dones.all() and self.restart is not None and self.restart():
-            # Each next episode was reset on the old population: reset it on the new one.
-            for index, env in enumerate(self.envs):
-                first, self.reset_infos[index] = env.reset()
-                self._save_obs(index, first)
-            obs = self._obs_from_buf()
-        return obs, rewards, dones, infos
+        return super().step_wait()
 
 
 @contextlib.contextmanager

@@ -76,11 +76,6 @@ class PPOSettings:
             architecture from scratch, one decision per step; MnasNet's design).
         population_size: Architectures the editor keeps (the most recent).
         sample_size: Tournament size of the editor's parent.
-        restart_every: Evaluations after which the editor's population is replaced by
-            `population_size` new random architectures, while at least as many remain in
-            the budget (the policy keeps what it learned; the best found so far stays
-            found); 0: never. A population lands within a tight target once and climbs
-            from there; a restart lands it again elsewhere (BENCHMARKS.md, issue 34).
         episodes_per_update: Episodes per PPO update (n_steps = this x the episode
             length: 1 step for the editor, the number of decisions for the builder).
         parallel_episodes: Episodes played at once, in as many environments (the
@@ -102,7 +97,6 @@ class PPOSettings:
     env: str = "editor"
     population_size: int = 20
     sample_size: int = 10
-    restart_every: int = 500
     episodes_per_update: int = 10
     parallel_episodes: int = 1
     minibatches: int = 1
@@ -118,12 +112,6 @@ class PPOSettings:
         if self.env not in PPO_ENVS:
             raise RlnasError(unknown("PPO environment", self.env, PPO_ENVS))
         check_tournament(self.sample_size, self.population_size, "ppo")
-        if self.restart_every < 0 or 0 < self.restart_every <= self.population_size:
-            raise RlnasError(
-                f"ppo restart_every must be 0 (never) or more than population_size "
-                f"({self.population_size}), got {self.restart_every}: change "
-                "--ppo-restart-every"
-            )
 
     def check(self, space: Space, target_range: bool = False) -> None:
         """Raises if these settings cannot search `space` (with a range of targets)."""
@@ -138,7 +126,7 @@ class PPOSettings:
     def kwargs(self, episode_length: int) -> dict[str, Any]:
         """Keyword arguments of MaskablePPO for episodes of `episode_length` steps."""
         values = asdict(self)
-        for own in ("env", "population_size", "sample_size", "restart_every"):
+        for own in ("env", "population_size", "sample_size"):
             values.pop(own)
         episodes, parallel = values.pop("episodes_per_update"), values.pop("parallel_episodes")
         if parallel < 1 or episodes % parallel:
