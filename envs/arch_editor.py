@@ -25,13 +25,17 @@ edits pay.
 
 A parent outside the limits (the random start) is not repaired: its child,
 which must be closer to the limits where any new one is, is evaluated as it
-is, and the tournament ranks such children by the hard reward (score - 1 - the
-violation), as evolution does. So the population descends to the limits while
-it keeps its score, and lands where the score leads. (Repaired, it landed
-after 20-35 evaluations, always by the one edit that sheds the most latency:
-at a tight target that edit, the first stage's expansion, is worth more than
-any single edit can later give back, so every run kept it and stopped on the
-same plateau; BENCHMARKS.md, issue 34.)
+is. The tournament and the reward rank such children by the hard reward with
+its penalty scaled by `penalty_scale` (score - 1 - penalty_scale x penalty x
+the violation): the mask makes every step come closer, and the gentle slope
+makes the controller come closer by the edits that cost the least score. So
+the population descends to the limits while it keeps its score, and lands
+where the score leads. (With the full slope the violation outweighs any score,
+so the controller learned to cut the most latency per edit: it landed after
+20-35 evaluations, always by the edit that sheds the most, the first stage's
+expansion, which at a tight target is worth more than any single edit can
+later give back, so every run kept it and stopped on the same plateau;
+BENCHMARKS.md, issue 34.)
 
 `action_masks()` (read by sb3-contrib's MaskablePPO) allows only edits that
 change the architecture and lead to one not evaluated yet (so the controller
@@ -89,6 +93,8 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
         targets: A range of latency targets (low, high) in ms: each episode draws its
             target log-uniformly in it, and the parent, limits and reward follow that
             target. None: the evaluator's target only.
+        penalty_scale: Scales the reward's penalty for the tournament and the reward
+            of architectures outside the hard limits (1: the run's own reward).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium API)
@@ -100,9 +106,12 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
         population_size: int = 20,
         sample_size: int = 5,
         targets: tuple[float, float] | None = None,
+        penalty_scale: float = 1.0,
     ):
         super().__init__()
         check_tournament(sample_size, population_size, "editor")
+        if not 0 < penalty_scale < np.inf:
+            raise RlnasError(f"the editor's penalty_scale must be > 0, got {penalty_scale}")
         self.evaluator = evaluator
         self.space = get_space(space) if space is not None else evaluator.params.space
         self.population_size = population_size
@@ -115,8 +124,11 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
         self.choice_of = np.arange(self.n_actions) - self.offsets[self.decision_of]
         self.editable = counts[self.decision_of] > 1
         self.targets = targets
-        # The reward settings of the current episode (its target).
-        self.reward = evaluator.reward
+        # The editor's reward settings, and those of the current episode (its target).
+        self.editor_reward = dataclasses.replace(
+            evaluator.reward, penalty=evaluator.reward.penalty * penalty_scale
+        )
+        self.reward = self.editor_reward
         self.observation_space = spaces.Box(0.0, 1.0, (self.n_actions + 5,), np.float32)
         self.action_space = _ChoiceSpace(self.n_actions, self)
         self.population: deque[tuple[Architecture, Evaluation]] = deque()
@@ -142,7 +154,7 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
         if self.targets is not None:
             low, high = np.log(self.targets)
             target = float(np.exp(self.np_random.uniform(low, high)))
-            self.reward = dataclasses.replace(self.evaluator.reward, target_ms=target)
+            self.reward = dataclasses.replace(self.editor_reward, target_ms=target)
         for _ in range(PARENT_TRIES):
             parent, evaluation = self._tournament()
             self._mask = self._first_edits(parent, evaluation)
@@ -205,11 +217,14 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
         return max((self.population[i] for i in picks), key=lambda m: self._reward(m[1]))
 
     def _reward(self, evaluation: Evaluation) -> float:
-        """The reward of an evaluated architecture at this episode's target."""
-        if self.reward is self.evaluator.reward:
+        """The editor's reward of an evaluated architecture at this episode's target."""
+        if self.reward == self.evaluator.reward:
             return evaluation.reward
         return self.reward.reward(
-            evaluation.accuracy, evaluation.latency_ms, evaluation.params_bytes
+            evaluation.accuracy,
+            evaluation.latency_ms,
+            evaluation.params_bytes,
+            evaluation.utilization,
         )
 
     def _changes(self, arch: Architecture) -> np.ndarray:

@@ -15,10 +15,10 @@ from rlnas.errors import RlnasError
 from rlnas.model.arch import Architecture
 
 
-def editor(evaluator, population: int = 20, seed: int = 0, within: bool | None = None):
+def editor(evaluator, population: int = 20, seed: int = 0, within: bool | None = None, **settings):
     """An editor whose population is `population` random architectures: any, or only
     those within the target (`within=True`) or outside it (`within=False`)."""
-    env = gym.make("rlnas/ArchEditor-v0", evaluator=evaluator).unwrapped
+    env = gym.make("rlnas/ArchEditor-v0", evaluator=evaluator, **settings).unwrapped
     rng = np.random.default_rng(seed)
     added = 0
     while added < population:
@@ -106,6 +106,29 @@ def test_a_parent_outside_the_target_is_not_repaired_but_brought_closer(shared_d
         _, _, done, _, info = env.step(env.action_space.sample())
         assert done and len(evaluator.history) == spent + 1
         assert info["evaluation"].latency_ms < parent
+
+
+def test_outside_the_target_the_editor_ranks_by_a_gentler_penalty(shared_data):
+    """With `penalty_scale` 0.1 an architecture outside the target is ranked and rewarded
+    by score - 1 - 0.1 x its violation, so a better score outweighs a little more
+    latency, which the run's own reward (slope 1) does not let it; within the target,
+    and with a scale of 1, the editor's reward is the run's."""
+    evaluator = make_evaluator("nb201", shared_data)
+    env = editor(evaluator, population=40, penalty_scale=0.1)
+    target = evaluator.reward.target_ms
+    outside = [e for _, e in env.population if not e.feasible]
+    for e in outside:
+        expected = e.accuracy - 1 - 0.1 * (e.latency_ms / target - 1)
+        assert env._reward(e) == pytest.approx(expected)
+    assert all(env._reward(e) == e.reward for _, e in env.population if e.feasible)
+    # Some better-scoring but slower architecture that the run's reward ranks below
+    # another, the editor ranks above it.
+    pairs = [(a, b) for a in outside for b in outside if a.accuracy > b.accuracy]
+    assert any(a.reward < b.reward and env._reward(a) > env._reward(b) for a, b in pairs)
+    plain = editor(make_evaluator("nb201", shared_data), population=40)
+    assert all(plain._reward(e) == e.reward for _, e in plain.population)
+    with pytest.raises(RlnasError, match="penalty_scale"):
+        editor(evaluator, population=1, penalty_scale=0.0)
 
 
 def test_same_seed_same_episodes(shared_data):

@@ -238,6 +238,8 @@ def test_evolution_breeds_parallel_children_as_one_batch(shared_data):
     assert set(batches[1:]) == {(4, False)}  # none bred once the budget is spent
     with pytest.raises(RlnasError, match="--evolution-parallel-children"):
         EvolutionSettings(parallel_children=0)
+    with pytest.raises(RlnasError, match="--ppo-penalty-scale"):
+        PPOSettings(penalty_scale=0.0)
 
 
 def test_a_ppo_run_leaves_nothing_in_the_temp_folder(shared_data, tmp_path, monkeypatch):

@@ -110,6 +110,7 @@ class PPOController(Strategy):
                 settings.population_size,
                 settings.sample_size,
                 self.targets,
+                settings.penalty_scale,
             )
             for _ in range(settings.parallel_episodes)
         ]

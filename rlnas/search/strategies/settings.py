@@ -76,6 +76,10 @@ class PPOSettings:
             architecture from scratch, one decision per step; MnasNet's design).
         population_size: Architectures the editor keeps (the most recent).
         sample_size: Tournament size of the editor's parent.
+        penalty_scale: The editor ranks and rewards architectures outside the hard
+            limits with the reward's penalty times this, so that it descends to them by
+            the edits that cost the least score (1: by those that shed the most;
+            tuned at 0.8x MobileNetV2, BENCHMARKS.md, issue 34).
         episodes_per_update: Episodes per PPO update (n_steps = this x the episode
             length: 1 step for the editor, the number of decisions for the builder).
         parallel_episodes: Episodes played at once, in as many environments (the
@@ -97,6 +101,7 @@ class PPOSettings:
     env: str = "editor"
     population_size: int = 20
     sample_size: int = 10
+    penalty_scale: float = 0.1
     episodes_per_update: int = 10
     parallel_episodes: int = 1
     minibatches: int = 1
@@ -112,6 +117,11 @@ class PPOSettings:
         if self.env not in PPO_ENVS:
             raise RlnasError(unknown("PPO environment", self.env, PPO_ENVS))
         check_tournament(self.sample_size, self.population_size, "ppo")
+        if not 0 < self.penalty_scale < float("inf"):
+            raise RlnasError(
+                f"ppo penalty_scale must be > 0, got {self.penalty_scale}: change "
+                "--ppo-penalty-scale"
+            )
 
     def check(self, space: Space, target_range: bool = False) -> None:
         """Raises if these settings cannot search `space` (with a range of targets)."""
@@ -126,7 +136,7 @@ class PPOSettings:
     def kwargs(self, episode_length: int) -> dict[str, Any]:
         """Keyword arguments of MaskablePPO for episodes of `episode_length` steps."""
         values = asdict(self)
-        for own in ("env", "population_size", "sample_size"):
+        for own in ("env", "population_size", "sample_size", "penalty_scale"):
             values.pop(own)
         episodes, parallel = values.pop("episodes_per_update"), values.pop("parallel_episodes")
         if parallel < 1 or episodes % parallel:
