@@ -73,7 +73,10 @@ class ScoreCache:
     def _read(self, path: Path, missing_only: bool = False) -> None:
         """Takes in the file's rows (with `missing_only`, only keys not held already)."""
         try:
-            table = pq.read_table(path)
+            # One open file: read by name, pyarrow opens it twice, and a flush of another
+            # process that replaces the file in between reads as a corrupt one.
+            with path.open("rb") as handle:
+                table = pq.read_table(handle)
         except (pa.ArrowInvalid, OSError) as exc:
             raise RlnasError(
                 f"score cache {path} is unreadable ({exc}); move it away to start a new one"
