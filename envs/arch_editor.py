@@ -25,17 +25,23 @@ edits pay.
 
 A parent outside the limits (the random start) is not repaired: its child,
 which must be closer to the limits where any new one is, is evaluated as it
-is. The tournament and the reward rank such children by the hard reward with
-its penalty scaled by `penalty_scale` (score - 1 - penalty_scale x penalty x
-the violation): the mask makes every step come closer, and the gentle slope
-makes the controller come closer by the edits that cost the least score. So
-the population descends to the limits while it keeps its score, and lands
-where the score leads. (With the full slope the violation outweighs any score,
-so the controller learned to cut the most latency per edit: it landed after
-20-35 evaluations, always by the edit that sheds the most, the first stage's
+is. The tournament and the reward rank an architecture outside the limits by
+the hard reward with its penalty scaled by `penalty_scale` and its -1 offset
+lifted by the share of the budget left: score - (1 - left) - penalty_scale x
+penalty x the violation. The mask makes every step come closer, and the
+gentle slope makes the controller come closer by the edits that cost the
+least score. Without the offset at first, a network just outside the limits
+with a better score keeps its place against the first ones within them, so
+the descent goes on from the best scores instead of from wherever it first
+landed; as the budget is spent the offset comes back, and the networks within
+the limits take the tournament, so the late proposals are within them (an
+annealed penalty). (With the full slope and offset the violation outweighs
+any score: the controller learned to cut the most latency per edit and landed
+after 20-35 evaluations, by the edit that sheds the most, the first stage's
 expansion, which at a tight target is worth more than any single edit can
-later give back, so every run kept it and stopped on the same plateau;
-BENCHMARKS.md, issue 34.)
+later give back, and the first network to land took over the tournament
+whatever its score, so every run stopped on the same plateau; BENCHMARKS.md,
+issue 34.)
 
 `action_masks()` (read by sb3-contrib's MaskablePPO) allows only edits that
 change the architecture and lead to one not evaluated yet (so the controller
@@ -94,7 +100,7 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
             target log-uniformly in it, and the parent, limits and reward follow that
             target. None: the evaluator's target only.
         penalty_scale: Scales the reward's penalty for the tournament and the reward
-            of architectures outside the hard limits (1: the run's own reward).
+            of architectures outside the hard limits (1: the run's own slope).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium API)
@@ -217,15 +223,22 @@ class ArchEditorEnv(gym.Env[np.ndarray, np.int64]):
         return max((self.population[i] for i in picks), key=lambda m: self._reward(m[1]))
 
     def _reward(self, evaluation: Evaluation) -> float:
-        """The editor's reward of an evaluated architecture at this episode's target."""
-        if self.reward == self.evaluator.reward:
-            return evaluation.reward
-        return self.reward.reward(
+        """The editor's reward of an evaluated architecture at this episode's target: the
+        run's reward with the penalty scaled and, outside the limits, `_lift()` added."""
+        value = self.reward.reward(
             evaluation.accuracy,
             evaluation.latency_ms,
             evaluation.params_bytes,
             evaluation.utilization,
         )
+        if self._violation(evaluation.latency_ms, evaluation.params_bytes) > 0:
+            value += self._lift()
+        return value
+
+    def _lift(self) -> float:
+        """How much of the hard reward's -1 offset outside the limits the editor drops now:
+        all of it at the start of the search, none once the budget is spent."""
+        return max(0.0, 1.0 - len(self.evaluator.history) / self.evaluator.budget)
 
     def _changes(self, arch: Architecture) -> np.ndarray:
         """The mask of edits that change `arch`."""

@@ -108,25 +108,36 @@ def test_a_parent_outside_the_target_is_not_repaired_but_brought_closer(shared_d
         assert info["evaluation"].latency_ms < parent
 
 
-def test_outside_the_target_the_editor_ranks_by_a_gentler_penalty(shared_data):
+def test_outside_the_target_the_editor_ranks_by_a_gentler_penalty_and_a_lifted_offset(
+    shared_data,
+):
     """With `penalty_scale` 0.1 an architecture outside the target is ranked and rewarded
-    by score - 1 - 0.1 x its violation, so a better score outweighs a little more
-    latency, which the run's own reward (slope 1) does not let it; within the target,
-    and with a scale of 1, the editor's reward is the run's."""
-    evaluator = make_evaluator("nb201", shared_data)
+    by score - (1 - left) - 0.1 x its violation, where `left` is the share of the budget
+    left: so a better score outweighs a little more latency, and at first a network
+    outside the target can outrank one within it; once the budget is spent, none can.
+    Within the target the editor's reward is the run's."""
+    evaluator = make_evaluator("nb201", shared_data, budget=1000)
     env = editor(evaluator, population=40, penalty_scale=0.1)
     target = evaluator.reward.target_ms
     outside = [e for _, e in env.population if not e.feasible]
+    within = [e for _, e in env.population if e.feasible]
+    assert outside and within
+    left = 1 - 40 / 1000
     for e in outside:
-        expected = e.accuracy - 1 - 0.1 * (e.latency_ms / target - 1)
+        expected = e.accuracy - (1 - left) - 0.1 * (e.latency_ms / target - 1)
         assert env._reward(e) == pytest.approx(expected)
-    assert all(env._reward(e) == e.reward for _, e in env.population if e.feasible)
+    assert all(env._reward(e) == e.reward for e in within)
     # Some better-scoring but slower architecture that the run's reward ranks below
-    # another, the editor ranks above it.
+    # another, the editor ranks above it; and some outside outranks some within.
     pairs = [(a, b) for a in outside for b in outside if a.accuracy > b.accuracy]
     assert any(a.reward < b.reward and env._reward(a) > env._reward(b) for a, b in pairs)
-    plain = editor(make_evaluator("nb201", shared_data), population=40)
-    assert all(plain._reward(e) == e.reward for _, e in plain.population)
+    assert max(env._reward(e) for e in outside) > min(env._reward(e) for e in within)
+    # With the budget spent, the offset is whole again: within outranks outside.
+    rng = np.random.default_rng(1)
+    while not evaluator.exhausted:
+        evaluator.evaluate(Architecture.sample(rng, env.space))
+    assert env._lift() == 0.0
+    assert max(env._reward(e) for e in outside) < min(env._reward(e) for e in within)
     with pytest.raises(RlnasError, match="penalty_scale"):
         editor(evaluator, population=1, penalty_scale=0.0)
 

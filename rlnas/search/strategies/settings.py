@@ -77,9 +77,10 @@ class PPOSettings:
         population_size: Architectures the editor keeps (the most recent).
         sample_size: Tournament size of the editor's parent.
         penalty_scale: The editor ranks and rewards architectures outside the hard
-            limits with the reward's penalty times this, so that it descends to them by
+            limits with the reward's penalty times this (and the reward's -1 offset
+            lifted by the share of the budget left), so that it descends to them by
             the edits that cost the least score (1: by those that shed the most;
-            tuned at 0.8x MobileNetV2, BENCHMARKS.md, issue 34).
+            tuned at 0.4x-0.8x MobileNetV2, BENCHMARKS.md, issue 34).
         episodes_per_update: Episodes per PPO update (n_steps = this x the episode
             length: 1 step for the editor, the number of decisions for the builder).
         parallel_episodes: Episodes played at once, in as many environments (the
@@ -101,7 +102,7 @@ class PPOSettings:
     env: str = "editor"
     population_size: int = 20
     sample_size: int = 10
-    penalty_scale: float = 0.1
+    penalty_scale: float = 0.3
     episodes_per_update: int = 10
     parallel_episodes: int = 1
     minibatches: int = 1
